@@ -1,0 +1,267 @@
+"""A pure-Python ALBERT tokenizer, token for token with ``AlbertTokenizerFast``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError, InputError
+from .normalizer import Normalizer, PrecompiledCharsmap
+from .spm_model import SpmModel, load_spm_model
+from .tokenizer_config import AddedToken, TokenizerConfig, config_from_hf_folder
+from .unigram import Unigram
+
+MANIFEST_NAME = "manifest.json"
+SPIECE_NAME = "spiece.model"
+_SPACE = "\u2581"
+# Unicode White_Space, as Rust's char::is_whitespace (Python's str.isspace adds U+001C..U+001F).
+_WHITE_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SPLIT_WORDS = re.compile(f"(?={_SPACE})")
+_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+            (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def _digit_comma(piece: str) -> bool:
+    return len(piece) >= 2 and piece[-1] == "," and piece[-2].isdigit()
+
+
+class Tokenizer:
+    """ALBERT SentencePiece tokenizer that needs only the standard library and NumPy.
+
+    With ``mask_fix=True`` (the default) text right after ``[MASK]`` continues the
+    sentence instead of starting a new ``▁`` word, so the stray lone ``▁`` that
+    ``AlbertTokenizerFast`` puts after every mask is not produced. With ``mask_fix=False``
+    the output equals ``AlbertTokenizerFast`` exactly.
+    """
+
+    def __init__(self, spm: SpmModel, config: TokenizerConfig, *, mask_fix: bool = True,
+                 source: str = "<memory>") -> None:
+        if spm.model_type != 1:
+            raise ArtifactError(f"{source}: SentencePiece model type {spm.model_type} is not "
+                                "supported; only unigram (type 1, as ALBERT uses) is")
+        self.config = config
+        self.mask_fix = mask_fix
+        self.spm = spm
+        vocab = [(p.piece, p.score - 100.0 if _digit_comma(p.piece) else p.score)
+                 for p in spm.pieces]
+        self._unigram = Unigram(vocab, spm.unk_id)
+        charsmap = (PrecompiledCharsmap(spm.precompiled_charsmap, source)
+                    if spm.precompiled_charsmap else None)
+        self._normalize = Normalizer(charsmap, do_lower_case=config.do_lower_case,
+                                     keep_accents=config.keep_accents)
+        self._id_to_token = [p.piece for p in spm.pieces]
+        self._added: dict[str, AddedToken] = {}
+        for t in config.added_tokens:
+            if t.id >= len(self._id_to_token):
+                self._id_to_token.extend([""] * (t.id + 1 - len(self._id_to_token)))
+            self._id_to_token[t.id] = t.content
+            self._added[t.content] = t
+        self._token_to_id = {tok: i for i, tok in reversed(list(enumerate(self._id_to_token)))}
+        for t in config.added_tokens:
+            self._token_to_id[t.content] = t.id
+        self._special_ids = frozenset(t.id for t in config.added_tokens if t.special)
+        self._split_re = (re.compile("|".join(re.escape(c) for c in
+                                               sorted(self._added, key=len, reverse=True)))
+                          if self._added else None)
+        st = config.special_tokens
+        self.cls_token_id = self._special_id(st["cls_token"])
+        self.sep_token_id = self._special_id(st["sep_token"])
+        self.pad_token_id = self._special_id(st["pad_token"])
+        self.mask_token_id = self._special_id(st["mask_token"])
+        self.unk_token_id = self._special_id(st["unk_token"])
+        self.mask_token = st["mask_token"]
+        self.model_max_length = config.model_max_length
+
+    def _special_id(self, content: str) -> int:
+        try:
+            return self._token_to_id[content]
+        except KeyError:
+            raise ArtifactError(f"special token {content!r} has no id in the vocabulary") from None
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, mask_fix: bool = True,
+                        do_lower_case: bool | None = None, keep_accents: bool | None = None,
+                        remove_space: bool | None = None) -> Tokenizer:
+        """Load from a Hugging Face model folder or an albert-onnx export artifact.
+
+        Args:
+            path: folder holding ``spiece.model`` (plus ``tokenizer_config.json``,
+                ``special_tokens_map.json``, ``tokenizer.json`` where present), or an artifact.
+            mask_fix: drop the stray ``▁`` the fast tokenizer puts after ``[MASK]``.
+            do_lower_case, keep_accents, remove_space: override the folder's settings.
+        """
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ArtifactError(f"{folder}: not a folder; expected a Hugging Face model folder "
+                                f"with {SPIECE_NAME} or an albert-onnx artifact folder")
+        spm = load_spm_model(folder / SPIECE_NAME)
+        manifest = folder / MANIFEST_NAME
+        if manifest.exists():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))["tokenizer"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ArtifactError(f"{manifest}: no readable tokenizer section ({exc})") from None
+            config = TokenizerConfig.from_dict(data, str(manifest))
+            for key, value in (("do_lower_case", do_lower_case), ("keep_accents", keep_accents),
+                               ("remove_space", remove_space)):
+                if value is not None:
+                    setattr(config, key, value)
+        else:
+            config = config_from_hf_folder(folder, spm, do_lower_case=do_lower_case,
+                                           keep_accents=keep_accents, remove_space=remove_space)
+        return cls(spm, config, mask_fix=mask_fix, source=str(folder / SPIECE_NAME))
+
+    # ------------------------------------------------------------------ encoding
+    def __len__(self) -> int:
+        return len(self._id_to_token)
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the SentencePiece vocabulary (without added tokens), as HF reports it."""
+        return len(self.spm.pieces)
+
+    def _split_special(self, text: str) -> list[tuple[str, AddedToken | None]]:
+        """Cut added tokens out of the raw text, leftmost-longest, honouring lstrip/rstrip."""
+        if self._split_re is None:
+            return [(text, None)] if text else []
+        out: list[tuple[str, AddedToken | None]] = []
+        last = 0
+        for m in self._split_re.finditer(text):
+            tok = self._added[m.group()]
+            start, end = m.start(), m.end()
+            if tok.lstrip:
+                while start > last and text[start - 1] in _WHITE_SPACE:
+                    start -= 1
+            if tok.rstrip:
+                while end < len(text) and text[end] in _WHITE_SPACE:
+                    end += 1
+            if start > last:
+                out.append((text[last:start], None))
+            out.append((m.group(), tok))
+            last = end
+        if last < len(text):
+            out.append((text[last:], None))
+        return out
+
+    def _encode_pieces(self, text: str) -> list[tuple[str, int]]:
+        if not isinstance(text, str):
+            raise InputError(f"text must be a str, not {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"text has a lone surrogate {text[exc.start]!r} at position "
+                             f"{exc.start}; text must be valid Unicode") from None
+        out: list[tuple[str, int]] = []
+        after_mask = False
+        encode_word = self._unigram.encode
+        for segment, tok in self._split_special(text):
+            if tok is not None:
+                out.append((tok.content, tok.id))
+                after_mask = tok.content == self.mask_token
+                continue
+            norm = self._normalize(segment)
+            if not norm:
+                continue
+            norm = norm.replace(" ", _SPACE)
+            if norm[0] != _SPACE and not (after_mask and self.mask_fix):
+                norm = _SPACE + norm
+            after_mask = False
+            if _SPACE in norm[1:]:
+                for word in _SPLIT_WORDS.split(norm):
+                    if word:
+                        out.extend(encode_word(word))
+            else:
+                out.extend(encode_word(norm))
+        return out
+
+    def tokenize(self, text: str) -> list[str]:
+        """Token strings, without ``[CLS]``/``[SEP]`` (unknown text keeps its characters)."""
+        return [t for t, _ in self._encode_pieces(text)]
+
+    def encode(self, text: str, add_special_tokens: bool = True, *, max_length: int | None = None,
+               truncation: bool = False) -> list[int]:
+        """Token ids of one text; ``[CLS] … [SEP]`` around it unless told otherwise.
+
+        Raises:
+            InputError: if the ids exceed ``max_length`` and ``truncation`` is False.
+        """
+        ids = [i for _, i in self._encode_pieces(text)]
+        if add_special_tokens:
+            ids = [self.cls_token_id, *ids, self.sep_token_id]
+        if max_length is not None and len(ids) > max_length:
+            if not truncation:
+                raise InputError(f"text is {len(ids)} tokens long, more than max_length="
+                                 f"{max_length}; shorten it or pass truncation=True")
+            keep = max_length - (2 if add_special_tokens else 0)
+            if keep < 0:
+                raise InputError(f"max_length={max_length} leaves no room for the text")
+            ids = ids[: keep + 1] + [self.sep_token_id] if add_special_tokens else ids[:keep]
+            if add_special_tokens:
+                ids = ids[: max_length - 1] + [self.sep_token_id]
+        return ids
+
+    def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
+                     truncation: bool = False, pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Encode texts to padded int64 arrays ``input_ids``, ``attention_mask``, ``token_type_ids``.
+
+        The batch is padded to its longest member, or to ``pad_to`` when given.
+        """
+        if isinstance(texts, str):
+            raise InputError("encode_batch takes a list of texts; use encode() for one text")
+        rows = [self.encode(t, max_length=max_length, truncation=truncation) for t in texts]
+        return self.pad(rows, pad_to=pad_to)
+
+    __call__ = encode_batch
+
+    def pad(self, rows: Sequence[Sequence[int]], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Stack id lists into padded arrays (right padding with the pad id)."""
+        width = max((len(r) for r in rows), default=0)
+        if pad_to is not None:
+            if pad_to < width:
+                raise InputError(f"pad_to={pad_to} is shorter than the longest text ({width} tokens)")
+            width = pad_to
+        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return {"input_ids": ids, "attention_mask": mask,
+                "token_type_ids": np.zeros_like(ids)}
+
+    # ------------------------------------------------------------------ decoding
+    def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
+        """Token strings of ids (unknown text is ``<unk>``), as the reference returns them."""
+        if isinstance(ids, (int, np.integer)):
+            return self._id_to_token[self._check_id(ids)]
+        return [self._id_to_token[self._check_id(i)] for i in ids]
+
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
+        """Ids of token strings; strings outside the vocabulary give the unknown id."""
+        if isinstance(tokens, str):
+            return self._token_to_id.get(tokens, self.unk_token_id)
+        return [self._token_to_id.get(t, self.unk_token_id) for t in tokens]
+
+    def _check_id(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < len(self._id_to_token) or (self._id_to_token[i] == "" and i >= len(self.spm.pieces)):
+            raise InputError(f"token id {i} is outside the vocabulary (valid: 0..{len(self) - 1})")
+        return i
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Text of ids, as ``AlbertTokenizerFast.decode`` gives it."""
+        tokens = [self._id_to_token[self._check_id(i)] for i in ids
+                  if not (skip_special_tokens and int(i) in self._special_ids)]
+        if not tokens:
+            return ""
+        text = tokens[0].replace(_SPACE, "") + "".join(tokens[1:]).replace(_SPACE, " ")
+        if self.config.clean_up_tokenization_spaces:
+            for a, b in _CLEANUP:
+                text = text.replace(a, b)
+        return text

@@ -1,0 +1,86 @@
+"""Unigram segmentation exactly as ``tokenizers``' Unigram model runs it."""
+
+from __future__ import annotations
+
+_UNK_PENALTY = 10.0
+
+
+class Unigram:
+    """Viterbi segmentation over a SentencePiece unigram vocabulary.
+
+    Matches ``tokenizers``: every piece (control and unknown included) is in the lattice,
+    path scores are summed in float64 and a later candidate wins only when strictly better,
+    each character with no single-character piece gets an unknown node scored
+    ``min(scores) - 10``, and consecutive unknown nodes are fused into one token.
+    """
+
+    def __init__(self, vocab: list[tuple[str, float]], unk_id: int) -> None:
+        self.unk_id = unk_id
+        self._pieces: dict[str, tuple[int, float]] = {}
+        maxlen: dict[str, int] = {}
+        for i, (piece, score) in enumerate(vocab):
+            if piece and piece not in self._pieces:
+                self._pieces[piece] = (i, score)
+                first = piece[0]
+                if len(piece) > maxlen.get(first, 0):
+                    maxlen[first] = len(piece)
+        self._maxlen = maxlen
+        self.unk_score = min(score for _, score in vocab) - _UNK_PENALTY
+
+    def encode(self, word: str) -> list[tuple[str, int]]:
+        """Segment one pre-tokenized word into (token string, id) pairs."""
+        n = len(word)
+        if n == 0:
+            return []
+        pieces_get = self._pieces.get
+        maxlen_get = self._maxlen.get
+        unk_id, unk_score = self.unk_id, self.unk_score
+        best = [0.0] * (n + 1)
+        start = [-1] * (n + 1)
+        ids = [0] * (n + 1)
+        for i in range(n):
+            base = best[i]
+            longest = maxlen_get(word[i], 0)
+            single = False
+            if longest:
+                stop = n - i if longest > n - i else longest
+                for length in range(1, stop + 1):
+                    entry = pieces_get(word[i : i + length])
+                    if entry is not None:
+                        k = i + length
+                        score = base + entry[1]
+                        if start[k] < 0 or score > best[k]:
+                            best[k] = score
+                            start[k] = i
+                            ids[k] = entry[0]
+                        if length == 1:
+                            single = True
+            if not single:
+                k = i + 1
+                score = base + unk_score
+                if start[k] < 0 or score > best[k]:
+                    best[k] = score
+                    start[k] = i
+                    ids[k] = unk_id
+        out: list[tuple[str, int]] = []
+        k = n
+        unk_end = -1
+        while k > 0:
+            s = start[k]
+            if ids[k] == unk_id:
+                if unk_end < 0:
+                    unk_end = k
+            else:
+                if unk_end >= 0:
+                    out.append(self._fused(word[k:unk_end]))
+                    unk_end = -1
+                out.append((word[s:k], ids[k]))
+            k = s
+        if unk_end >= 0:
+            out.append(self._fused(word[:unk_end]))
+        out.reverse()
+        return out
+
+    def _fused(self, text: str) -> tuple[str, int]:
+        entry = self._pieces.get(text)
+        return text, (self.unk_id if entry is None else entry[0])
