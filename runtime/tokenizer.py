@@ -144,7 +144,7 @@ class Tokenizer:
                     end += 1
             if start > last:
                 out.append((text[last:start], None))
-            out.append((m.group(), tok))
+            out.append((text[start:end], tok))  # the span, stripped whitespace included
             last = end
         if last < len(text):
             out.append((text[last:], None))
@@ -163,7 +163,7 @@ class Tokenizer:
         encode_word = self._unigram.encode
         for segment, tok in self._split_special(text):
             if tok is not None:
-                out.append((tok.content, tok.id))
+                out.append((segment, tok.id))
                 after_mask = tok.content == self.mask_token
                 continue
             norm = self._normalize(segment)

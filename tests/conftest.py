@@ -1,0 +1,65 @@
+"""Test-time fixtures: SentencePiece models trained on the project's corpus and HF folders."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "corpus_ja.txt"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_MODEL = SHARED / "models" / "albert-ja-mini-wagahai"
+SETTINGS = [dict(zip(("do_lower_case", "keep_accents", "remove_space"), combo))
+            for combo in itertools.product([False, True], repeat=3)]
+
+
+def corpus_lines() -> list[str]:
+    return [line for line in CORPUS.read_text(encoding="utf-8").split("\n") if line]
+
+
+def settings_id(s: dict[str, bool]) -> str:
+    return "-".join(f"{k}={int(v)}" for k, v in s.items())
+
+
+def _train(out: Path, **kwargs: object) -> Path:
+    spm = pytest.importorskip("sentencepiece")
+    spm.SentencePieceTrainer.train(
+        input=str(CORPUS), model_prefix=str(out), vocab_size=700, model_type="unigram",
+        character_coverage=0.995, hard_vocab_limit=False, num_threads=1,
+        minloglevel=2, **kwargs)
+    return out.with_suffix(".model")
+
+
+@pytest.fixture(scope="session")
+def spm_albert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ALBERT's recipe: pad=0, unk=1, control symbols [CLS], [SEP], [MASK]."""
+    return _train(tmp_path_factory.mktemp("spm") / "albert", pad_id=0, unk_id=1, bos_id=-1,
+                  eos_id=-1, control_symbols="[CLS],[SEP],[MASK]")
+
+
+@pytest.fixture(scope="session")
+def spm_plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sentencepiece defaults: the ALBERT special tokens become added tokens after the vocab."""
+    return _train(tmp_path_factory.mktemp("spm") / "plain")
+
+
+_FOLDERS: dict[tuple[str, tuple[bool, ...]], Path] = {}
+
+
+def hf_folder(spm_model: Path, tmp_root: Path, **settings: bool) -> Path:
+    """A Hugging Face tokenizer folder as AlbertTokenizer.save_pretrained writes it."""
+    key = (str(spm_model), tuple(sorted(settings.items())))
+    if key not in _FOLDERS:
+        from transformers import AlbertTokenizer
+
+        out = tmp_root / f"{spm_model.stem}-{len(_FOLDERS)}"
+        AlbertTokenizer(vocab_file=str(spm_model), **settings).save_pretrained(str(out))
+        _FOLDERS[key] = out
+    return _FOLDERS[key]
+
+
+@pytest.fixture(scope="session")
+def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hf")
