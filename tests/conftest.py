@@ -63,3 +63,40 @@ def hf_folder(spm_model: Path, tmp_root: Path, **settings: bool) -> Path:
 @pytest.fixture(scope="session")
 def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hf")
+
+
+TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+            intermediate_size=48, max_position_embeddings=64, hidden_act="gelu_new")
+
+
+def make_model_folder(spm_model: Path, out: Path, seed: int = 0, **config: object) -> Path:
+    """A random-weight AlbertForMaskedLM with the given tokenizer, saved in HF format."""
+    import torch
+    from transformers import AlbertConfig, AlbertForMaskedLM, AlbertTokenizer
+
+    tok = AlbertTokenizer(vocab_file=str(spm_model))
+    tok.save_pretrained(str(out))
+    torch.manual_seed(seed)
+    cfg = AlbertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **{**TINY, **config})
+    model = AlbertForMaskedLM(cfg).eval()
+    with torch.no_grad():  # HF initialises biases and LayerNorm to constants: make them vary
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(spm_albert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    return make_model_folder(spm_albert, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from albert_onnx.export import export_model
+
+    out = tmp_path_factory.mktemp("artifact") / "tiny"
+    export_model(str(tiny_model), out, quantize="int8", fp16=True, log=lambda s: None)
+    return out

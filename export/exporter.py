@@ -1,0 +1,206 @@
+"""Export an ALBERT MLM to a self-contained, validated artifact folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from albert_onnx import __version__
+from albert_onnx.artifact import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, load_artifact, sha256_file
+from albert_onnx.spm_model import load_spm_model
+from albert_onnx.tokenizer import Tokenizer
+from albert_onnx.tokenizer_config import config_from_hf_folder
+
+from . import graph as G
+from .quantize import DEFAULT_INT8, float_tensors, quantize_int8
+from .sample_texts import SAMPLE_TEXTS
+from .source import DEFAULT_SOURCE, ExportError, load_source
+from .validate import agreement, compare_with_torch, masked_rows, top_k_of, validation_rows
+
+FP32_FILE, INT8_FILE, FP16_FILE = "model.onnx", "model_int8.onnx", "model_fp16.onnx"
+TOOLS = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx",
+         "sentencepiece", "tokenizers", "numpy")
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), "albert-onnx": __version__}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-artifact", *,
+                 quantize: str | None = None, fp16: bool = False, opset: int = 17,
+                 revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
+                 log: Callable[[str], None] = print) -> Path:
+    """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
+
+    Args:
+        source: Hugging Face hub id or local folder of an ALBERT MLM with ``spiece.model``.
+        out: artifact folder to create; it appears whole or not at all.
+        quantize: ``"int8"`` to add a dynamically quantized graph, or None.
+        fp16: add a float16 graph (for the CUDA provider).
+        opset: ONNX opset of the exported graph.
+        revision: hub revision (branch, tag or commit).
+        atol: largest |Δ logits| against PyTorch accepted; beyond it the export fails.
+        overwrite: replace an existing artifact folder at ``out``.
+
+    Raises:
+        ExportError: bad arguments, a source that cannot be loaded, or failed validation.
+    """
+    if quantize not in (None, "int8"):
+        raise ExportError(f"unknown quantization {quantize!r}; valid: 'int8' or none")
+    if not 11 <= opset <= 21:
+        raise ExportError(f"opset {opset} is out of range; valid: 11..21 (default 17)")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; choose another folder or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".albert-onnx-work-") as work_str:
+        work = Path(work_str)
+        src = load_source(source, work, revision)
+        cfg = src.model.config
+        spm = load_spm_model(src.tokenizer_dir / "spiece.model")
+        tok_config = config_from_hf_folder(src.tokenizer_dir, spm)
+        tokenizer = Tokenizer(spm, tok_config)
+        if len(tokenizer) > cfg.vocab_size:
+            raise ExportError(f"tokenizer has {len(tokenizer)} ids but the model's vocabulary is "
+                              f"{cfg.vocab_size}: they do not belong together")
+        log(f"loaded {source} ({sum(p.numel() for p in src.model.parameters()) / 1e6:.1f} M "
+            f"parameters, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size})")
+
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            manifest = _build(src, tokenizer, work, stage, quantize=quantize, fp16=fp16,
+                              opset=opset, atol=atol, log=log)
+            manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+            _finish(stage, manifest)
+            load_artifact(stage)  # the runtime's own check of what was written
+            stage.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+            _publish(stage, out, overwrite)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    log(f"wrote {out}")
+    return out
+
+
+def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize: str | None,
+           fp16: bool, opset: int, atol: float, log: Callable[[str], None]) -> dict[str, Any]:
+    import onnx
+
+    cfg = src.model.config
+    fused, info = G.build_graph(src.model, work, opset, log)
+    onnx.save(fused, str(stage / FP32_FILE))
+    max_len = int(cfg.max_position_embeddings)
+    batches = validation_rows(tokenizer, SAMPLE_TEXTS, int(cfg.vocab_size), max_len)
+    fp32_session = _session(stage / FP32_FILE)
+    check = compare_with_torch(src.model, fp32_session, batches, tokenizer.pad_token_id)
+    check["atol"] = atol
+    log(f"fp32 check against PyTorch: max|Δ| = {check['max_abs_diff']:.1e}, atol {atol:g} "
+        f"({check['positions']} positions, lengths {check['sequence_lengths'][0]}.."
+        f"{check['sequence_lengths'][-1]})")
+    if not check["max_abs_diff"] <= atol:
+        raise ExportError(f"fp32 graph differs from PyTorch by {check['max_abs_diff']:.2e} > atol "
+                          f"{atol:g}; nothing was written")
+    graphs: dict[str, Any] = {"fp32": {"file": FP32_FILE, "validation": check,
+                                       "tensor_bytes": G.tensor_bytes(fused)}}
+    rows = masked_rows(tokenizer, SAMPLE_TEXTS)
+    ref_top = top_k_of(fp32_session, rows, tokenizer.mask_token_id) if (quantize or fp16) else None
+    if quantize == "int8":
+        quantize_int8(stage / FP32_FILE, work / "q.onnx", **DEFAULT_INT8)
+        qmodel = onnx.load(str(work / "q.onnx"))
+        dedupe = G.dedupe_initializers(qmodel)
+        onnx.save(qmodel, str(stage / INT8_FILE))
+        agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), rows, tokenizer.mask_token_id))
+        log(f"int8 against fp32 at {agree['masks']} masks: top-1 agreement "
+            f"{agree['top1_agreement']:.3f}, top-5 overlap {agree['top5_overlap']:.3f}")
+        graphs["int8"] = {"file": INT8_FILE, "validation": agree, "settings": DEFAULT_INT8,
+                          "dedupe": dedupe, "float_tensors": float_tensors(qmodel)}
+    if fp16:
+        graphs["fp16"] = _fp16(fused, stage, rows, ref_top, tokenizer, log)
+
+    files = {"spiece.model": src.tokenizer_dir / "spiece.model"}
+    for name, path in files.items():
+        shutil.copyfile(path, stage / name)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "source": {"model": src.name, "revision": src.revision,
+                   "architecture": "AlbertForMaskedLM"},
+        "model": {"vocab_size": int(cfg.vocab_size), "max_position_embeddings": max_len,
+                  "hidden_size": int(cfg.hidden_size), "embedding_size": int(cfg.embedding_size),
+                  "num_hidden_layers": int(cfg.num_hidden_layers),
+                  "num_attention_heads": int(cfg.num_attention_heads),
+                  "intermediate_size": int(cfg.intermediate_size),
+                  "hidden_act": str(cfg.hidden_act)},
+        "tokenizer": {**tokenizer.config.to_dict(), "mask_fix_default": True},
+        "graphs": graphs,
+        "graph_info": info,
+        "interface": {"inputs": [*G.INPUTS, "top_k"], "outputs": G.OUTPUTS},
+        "tools": _versions(),
+    }
+
+
+def _fp16(fused: Any, stage: Path, rows: list[list[int]], ref_top: Any, tokenizer: Tokenizer,
+          log: Callable[[str], None]) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.ModelProto.FromString(fused.SerializeToString()))
+    model.convert_float_to_float16(keep_io_types=True, op_block_list=["Softmax", "TopK"])
+    onnx.save(model.model, str(stage / FP16_FILE))
+    entry: dict[str, Any] = {"file": FP16_FILE, "tensor_bytes": G.tensor_bytes(model.model)}
+    try:
+        agree = agreement(ref_top, top_k_of(_session(stage / FP16_FILE), rows, tokenizer.mask_token_id))
+        entry["validation_cpu"] = agree
+        log(f"fp16 (CPU run) against fp32: top-1 agreement {agree['top1_agreement']:.3f}, "
+            f"top-5 overlap {agree['top5_overlap']:.3f}")
+    except Exception as exc:  # some fp16 kernels exist only on CUDA
+        entry["validation_cpu"] = f"not runnable on the CPU provider: {str(exc).splitlines()[0][:200]}"
+        log(f"fp16 graph written; ONNX Runtime cannot run it on the CPU ({entry['validation_cpu']})")
+    return entry
+
+
+def _finish(stage: Path, manifest: dict[str, Any]) -> None:
+    files = {}
+    for path in sorted(stage.iterdir()):
+        files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest["files"] = files
+    manifest["sizes_mb"] = {name: round(f["bytes"] / 1e6, 2) for name, f in files.items()}
+    tmp = stage / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, stage / MANIFEST_NAME)
+
+
+def _publish(stage: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished folder into place; an old artifact is replaced only at the end."""
+    if out.exists():
+        if not overwrite:
+            raise ExportError(f"{out} appeared during the export; not replacing it")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)

@@ -1,0 +1,192 @@
+"""PyTorch ALBERT MLM -> one optimized ONNX graph that returns the top-k at the masks.
+
+Graph interface (the runtime's contract, see runtime/fill_mask.py):
+  inputs  input_ids, attention_mask, token_type_ids  int64 [batch, seq]
+          mask_positions  int64 [masks]   flat indices b * seq + s of the positions to predict
+          top_k           int64 [1]
+  outputs top_probs float [masks, k]  softmax probabilities, best first
+          top_ids   int64 [masks, k]
+          logits    float [masks, vocab]  the MLM logits at those positions
+Passing every position as ``mask_positions`` gives the full logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INPUTS = ["input_ids", "attention_mask", "token_type_ids", "mask_positions"]
+OUTPUTS = ["top_probs", "top_ids", "logits"]
+
+
+def export_raw(model: Any, path: Path, opset: int) -> None:
+    """Trace the MLM with the head applied only at ``mask_positions``."""
+    import torch
+
+    class MaskedHead(torch.nn.Module):
+        def __init__(self, mlm: Any) -> None:
+            super().__init__()
+            self.mlm = mlm
+
+        def forward(self, input_ids, attention_mask, token_type_ids, mask_positions):  # type: ignore[no-untyped-def]
+            hidden = self.mlm.albert(input_ids=input_ids, attention_mask=attention_mask,
+                                     token_type_ids=token_type_ids).last_hidden_state
+            hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, mask_positions)
+            return self.mlm.predictions(hidden)
+
+    ids = torch.randint(5, min(int(model.config.vocab_size), 100), (2, 11))
+    args = (ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([3, 15]))
+    seq_axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            MaskedHead(model).eval(), args, str(path), input_names=INPUTS, output_names=["logits"],
+            dynamic_axes={"input_ids": seq_axes, "attention_mask": seq_axes,
+                          "token_type_ids": seq_axes, "mask_positions": {0: "masks"},
+                          "logits": {0: "masks"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False)
+
+
+def prepare_for_fusion(model: Any) -> None:
+    """Clean the traced graph so ONNX Runtime's BERT fusions match on every layer.
+
+    * ALBERT reuses one layer's weights in every layer; the tracer reads them through
+      Identity nodes, which hide them from the fusion patterns: read the initializers directly.
+    * In the first layer the residual input of the attention's Add is itself an Add (the
+      embedding projection), and the attention pattern matcher takes the first Add parent it
+      sees; put the attention output first, as it is in the other layers (Add commutes).
+    """
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    alias = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity" and n.input[0] in inits}
+    outputs = {o.name for o in g.output}
+    kept = [n for n in g.node if not (n.op_type == "Identity" and n.output[0] in alias
+                                      and n.output[0] not in outputs)]
+    for n in kept:
+        for k, name in enumerate(n.input):
+            if name in alias and name not in outputs:
+                n.input[k] = alias[name]
+    del g.node[:]
+    g.node.extend(kept)
+
+    consumers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    producer = {o: n for n in g.node for o in n.output}
+    for n in g.node:
+        if n.op_type != "Add" or len(n.input) != 2:
+            continue
+        if not any(c.op_type == "LayerNormalization" for c in consumers.get(n.output[0], [])):
+            continue
+        residual, other = n.input
+        is_root = sum(c.op_type == "MatMul" for c in consumers.get(residual, [])) >= 3
+        if is_root and residual in producer and producer[residual].op_type == "Add":
+            n.input[0], n.input[1] = other, residual
+
+
+def add_top_k(model: Any) -> None:
+    """Append softmax and top-k over the vocabulary after the masked logits."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    g.input.append(helper.make_tensor_value_info("top_k", TensorProto.INT64, [1]))
+    g.node.extend([
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="masked_softmax"),
+        helper.make_node("TopK", ["probs", "top_k"], ["top_probs", "top_ids"], axis=-1,
+                         largest=1, sorted=1, name="masked_top_k"),
+    ])
+    logits = [o for o in g.output if o.name == "logits"][0]
+    elem = logits.type.tensor_type.elem_type
+    del g.output[:]
+    g.output.extend([
+        helper.make_tensor_value_info("top_probs", elem, ["masks", "k"]),
+        helper.make_tensor_value_info("top_ids", TensorProto.INT64, ["masks", "k"]),
+        logits,
+    ])
+
+
+def optimize(path_in: Path, config: Any) -> Any:
+    """ONNX Runtime's transformer fusions (attention, skip-layer-norm, GELU, embeddings)."""
+    from onnxruntime.transformers import optimizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = optimizer.optimize_model(str(path_in), model_type="bert",
+                                       num_heads=int(config.num_attention_heads),
+                                       hidden_size=int(config.hidden_size), opt_level=0)
+    return opt.model, opt.get_fused_operator_statistics()
+
+
+def dedupe_initializers(model: Any) -> dict[str, int]:
+    """Store identical initializers once (the fusions repeat ALBERT's shared layer weights)."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    first: dict[tuple[Any, ...], str] = {}
+    rename: dict[str, str] = {}
+    kept = []
+    before = 0
+    for init in g.initializer:
+        raw = numpy_helper.to_array(init)
+        before += raw.nbytes
+        key = (init.data_type, tuple(init.dims), hashlib.sha256(raw.tobytes()).hexdigest())
+        if key in first:
+            rename[init.name] = first[key]
+        else:
+            first[key] = init.name
+            kept.append(init)
+    for n in g.node:
+        for k, name in enumerate(n.input):
+            if name in rename:
+                n.input[k] = rename[name]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    after = sum(numpy_helper.to_array(i).nbytes for i in kept)
+    return {"initializer_bytes_before": int(before), "initializer_bytes_after": int(after),
+            "duplicates_removed": len(rename)}
+
+
+def fused_counts(stats: dict[str, int]) -> dict[str, int]:
+    return {k: int(v) for k, v in stats.items() if v}
+
+
+def build_graph(model: Any, workdir: Path, opset: int, log: Any) -> tuple[Any, dict[str, Any]]:
+    """Export, fuse and deduplicate; return the ONNX ModelProto and what was done."""
+    import onnx
+
+    raw = workdir / "raw.onnx"
+    export_raw(model, raw, opset)
+    proto = onnx.load(str(raw))
+    prepare_for_fusion(proto)
+    add_top_k(proto)
+    prepared = workdir / "prepared.onnx"
+    onnx.save(proto, str(prepared))
+    fused, stats = optimize(prepared, model.config)
+    if not any(o.domain == "com.microsoft" for o in fused.opset_import):
+        fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    dedupe = dedupe_initializers(fused)
+    counts = fused_counts(stats)
+    layers = int(model.config.num_hidden_layers)
+    log(f"fusions: {counts} ({counts.get('Attention', 0)}/{layers} attention layers fused)")
+    return fused, {"fusions": counts, "dedupe": dedupe, "opset": opset}
+
+
+def tensor_bytes(model: Any) -> int:
+    from onnx import numpy_helper
+
+    return int(sum(numpy_helper.to_array(i).nbytes for i in model.graph.initializer))
+
+
+def as_numpy_inputs(rows: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

@@ -1,0 +1,81 @@
+"""Load an ALBERT MLM and its tokenizer files from a local folder or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from albert_onnx.errors import AlbertOnnxError
+
+DEFAULT_SOURCE = "ken11/albert-base-japanese-v1"
+TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "tokenizer.json")
+
+
+class ExportError(AlbertOnnxError):
+    """The export cannot proceed or its result failed validation."""
+
+
+@dataclass
+class Source:
+    name: str
+    revision: str | None
+    model: Any  # transformers.AlbertForMaskedLM
+    tokenizer_dir: Path
+
+
+def load_source(source: str, workdir: Path, revision: str | None = None) -> Source:
+    """Load ``AlbertForMaskedLM`` (safetensors, or torch weights with ``weights_only``) and
+    gather its tokenizer files into ``workdir``."""
+    import torch
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    local = Path(source)
+    is_local = local.is_dir()
+    if not is_local and (local.exists() or source.startswith((".", "/")) or source.count("/") > 1):
+        raise ExportError(f"source {source!r} is neither a model folder nor a hub id "
+                          "(like 'ken11/albert-base-japanese-v1')")
+    try:
+        config = AlbertConfig.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as exc:
+        where = "folder" if is_local else "Hugging Face hub id"
+        raise ExportError(f"cannot load an ALBERT config from {where} {source!r}: "
+                          f"{str(exc).splitlines()[0][:300]}"
+                          + ("" if is_local else " (offline? pass a local model folder)")) from None
+    if config.model_type != "albert":
+        raise ExportError(f"{source!r} is a {config.model_type!r} model; only ALBERT is supported")
+    try:
+        model = AlbertForMaskedLM.from_pretrained(source, revision=revision, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ExportError(f"cannot load AlbertForMaskedLM weights from {source!r}: "
+                          f"{str(exc).splitlines()[0][:300]}") from None
+    model.eval()
+    tok_dir = workdir / "tokenizer"
+    tok_dir.mkdir(parents=True)
+    for name in TOKENIZER_FILES:
+        if is_local:
+            if (local / name).is_file():
+                shutil.copyfile(local / name, tok_dir / name)
+        else:
+            _download(source, name, revision, tok_dir)
+    if not (tok_dir / "spiece.model").is_file():
+        raise ExportError(f"{source!r} has no spiece.model; the runtime needs the SentencePiece model")
+    commit = getattr(config, "_commit_hash", None) if not is_local else None
+    return Source(source, revision or commit, model, tok_dir)
+
+
+def _download(repo: str, name: str, revision: str | None, dest: Path) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo, name, revision=revision)
+    except EntryNotFoundError:
+        return
+    except Exception as exc:  # network and hub errors come in many types
+        if name == "spiece.model":
+            raise ExportError(f"cannot download {name} of {repo!r}: {exc}") from None
+        return
+    shutil.copyfile(path, dest / name)

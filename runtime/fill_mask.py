@@ -1,0 +1,179 @@
+"""Fill ``[MASK]`` tokens from an albert-onnx artifact."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+from .artifact import PRECISIONS, Artifact, load_artifact
+from .errors import ArtifactError, InputError
+from .session import check_threads, create_session, resolve_provider
+from .spm_model import load_spm_model
+from .tokenizer import SPIECE_NAME, Tokenizer
+from .tokenizer_config import TokenizerConfig
+
+log = logging.getLogger("albert_onnx")
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "mask_positions", "top_k")
+OUTPUT_NAMES = ("top_probs", "top_ids")
+
+
+class Candidate(TypedDict):
+    """One prediction for one mask, as the transformers fill-mask pipeline gives it."""
+
+    score: float
+    token: int
+    token_str: str
+    sequence: str
+
+
+class FillMask:
+    """Fill-mask predictor over an exported artifact, needing only NumPy and ONNX Runtime.
+
+    Args:
+        artifact_dir: folder written by ``albert-onnx export``.
+        precision: ``"fp32"``, ``"int8"`` (export with ``--quantize int8``) or ``"fp16"``.
+        provider: ``"cpu"``, ``"cuda"`` (error if unavailable) or ``"auto"`` (CUDA if
+            available, else the CPU, logged and kept in ``fallback_note``).
+        threads: ONNX Runtime intra-op threads, ``None`` for its default.
+        max_batch_size: the most texts run together; lists are split by length into batches.
+        verify: check every artifact file's SHA-256 before loading.
+        mask_fix: tokenize without the stray ``▁`` after ``[MASK]`` (recommended).
+    """
+
+    def __init__(self, artifact_dir: str | Path, precision: str = "fp32", provider: str = "cpu",
+                 threads: int | None = None, *, max_batch_size: int = 32, verify: bool = True,
+                 mask_fix: bool = True) -> None:
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)}")
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise InputError(f"max_batch_size must be a positive integer, not {max_batch_size!r}")
+        threads = check_threads(threads)
+        resolved, self.fallback_note = resolve_provider(provider)
+        if self.fallback_note:
+            log.warning(self.fallback_note)
+        self.artifact: Artifact = load_artifact(artifact_dir, verify=verify)
+        graph = self.artifact.graph_path(precision)
+        if precision == "fp16" and resolved != "cuda":
+            log.info("fp16 graph on the CPU: ONNX Runtime runs it, but slower than fp32")
+        self.precision = precision
+        self.provider = resolved
+        self.max_batch_size = max_batch_size
+        self.max_length = self.artifact.max_length
+        manifest = self.artifact.manifest
+        self.tokenizer = Tokenizer(
+            load_spm_model(self.artifact.folder / SPIECE_NAME),
+            TokenizerConfig.from_dict(manifest["tokenizer"], str(self.artifact.folder)),
+            mask_fix=mask_fix, source=str(self.artifact.folder / SPIECE_NAME))
+        self.vocab_size = int(manifest["model"]["vocab_size"])
+        self.session = create_session(graph, resolved, threads)
+        names = [i.name for i in self.session.get_inputs()]
+        if names != list(INPUT_NAMES):
+            raise ArtifactError(f"{graph}: graph inputs {names}, expected {list(INPUT_NAMES)}")
+        self._special = {self.tokenizer.cls_token_id, self.tokenizer.sep_token_id,
+                         self.tokenizer.pad_token_id}
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers attached to the session."""
+        return self.session.get_providers()
+
+    # ------------------------------------------------------------------ public calls
+    def __call__(self, inputs: str | Sequence[str], top_k: int = 5) -> Any:
+        """Predict masks, nested like the transformers fill-mask pipeline.
+
+        A text with one mask gives a list of ``top_k`` candidates; a text with several masks
+        a list (one per mask, in order) of such lists. A list of texts gives a list with one
+        such entry per text.
+        """
+        single = isinstance(inputs, str)
+        results = self.fill([inputs] if single else inputs, top_k=top_k)
+        shaped = [r[0] if len(r) == 1 else r for r in results]
+        return shaped[0] if single else shaped
+
+    def fill(self, texts: Sequence[str], top_k: int = 5) -> list[list[list[Candidate]]]:
+        """Regularly nested predictions: ``[text][mask][rank] -> Candidate``."""
+        rows = self._encode(texts)
+        probs, ids = self._predict(rows, self._check_top_k(top_k))
+        out: list[list[list[Candidate]]] = []
+        for row, p, i in zip(rows, probs, ids):
+            out.append([self._candidates(row, pos, p[m], i[m])
+                        for m, pos in enumerate(self._mask_positions(row))])
+        return out
+
+    def predict_ids(self, texts: Sequence[str], top_k: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text, arrays ``(probs[masks, k], ids[masks, k])`` without building strings."""
+        rows = self._encode(texts)
+        return list(zip(*self._predict(rows, self._check_top_k(top_k))))
+
+    # ------------------------------------------------------------------ internals
+    def _check_top_k(self, top_k: int) -> int:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) \
+                or not 1 <= top_k <= self.vocab_size:
+            raise InputError(f"top_k must be an integer in 1..{self.vocab_size}, not {top_k!r}")
+        return int(top_k)
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            raise InputError("texts must be a str or a list of str, not "
+                             f"{type(texts).__name__}")
+        if not texts:
+            raise InputError("no texts given")
+        rows = []
+        mask_id = self.tokenizer.mask_token_id
+        for n, text in enumerate(texts):
+            where = f"text {n}" if len(texts) > 1 else "text"
+            if not isinstance(text, str):
+                raise InputError(f"{where} must be a str, not {type(text).__name__}")
+            if not text.strip():
+                raise InputError(f"{where} is empty")
+            ids = self.tokenizer.encode(text)
+            if mask_id not in ids:
+                raise InputError(f"{where} has no {self.tokenizer.mask_token} token: {text[:60]!r}")
+            if len(ids) > self.max_length:
+                raise InputError(f"{where} is {len(ids)} tokens long ([CLS] and [SEP] included); "
+                                 f"the model takes at most {self.max_length}")
+            rows.append(ids)
+        return rows
+
+    def _mask_positions(self, row: list[int]) -> list[int]:
+        mask_id = self.tokenizer.mask_token_id
+        return [j for j, t in enumerate(row) if t == mask_id]
+
+    def _predict(self, rows: list[list[int]], top_k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        probs: list[np.ndarray] = [np.empty(0)] * len(rows)
+        ids: list[np.ndarray] = [np.empty(0)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda n: len(rows[n]))
+        k = np.array([top_k], dtype=np.int64)
+        for start in range(0, len(order), self.max_batch_size):
+            batch = order[start : start + self.max_batch_size]
+            feed = self.tokenizer.pad([rows[n] for n in batch])
+            width = feed["input_ids"].shape[1]
+            positions, counts = [], []
+            for b, n in enumerate(batch):
+                pos = self._mask_positions(rows[n])
+                positions += [b * width + j for j in pos]
+                counts.append(len(pos))
+            feed["mask_positions"] = np.asarray(positions, dtype=np.int64)
+            feed["top_k"] = k
+            p, i = self.session.run(list(OUTPUT_NAMES), feed)
+            offset = 0
+            for n, c in zip(batch, counts):
+                probs[n], ids[n] = p[offset : offset + c], i[offset : offset + c]
+                offset += c
+        return probs, ids
+
+    def _candidates(self, row: list[int], pos: int, probs: np.ndarray, ids: np.ndarray) -> list[Candidate]:
+        tok = self.tokenizer
+        body = [t for t in row if t not in self._special]
+        at = sum(1 for t in row[:pos] if t not in self._special)
+        out: list[Candidate] = []
+        for p, i in zip(probs.tolist(), ids.tolist()):
+            body[at] = i
+            out.append({"score": float(p), "token": int(i), "token_str": tok.decode([i]),
+                        "sequence": tok.decode(body)})
+        return out

@@ -1,0 +1,142 @@
+"""Export: fused graph, validation against PyTorch, manifest, atomic folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from albert_onnx import FillMask
+from albert_onnx.artifact import load_artifact
+
+from .conftest import TINY
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def test_manifest_records_everything(tiny_artifact: Path) -> None:
+    art = load_artifact(tiny_artifact)
+    m = art.manifest
+    assert set(m["files"]) == {"model.onnx", "model_int8.onnx", "model_fp16.onnx", "spiece.model"}
+    assert m["graphs"]["fp32"]["validation"]["max_abs_diff"] <= 1e-4
+    assert m["graph_info"]["fusions"]["Attention"] == TINY["num_hidden_layers"]
+    assert m["graph_info"]["fusions"]["SkipLayerNormalization"] == 2 * TINY["num_hidden_layers"]
+    assert m["graphs"]["int8"]["validation"]["masks"] > 50
+    assert m["tokenizer"]["special_tokens"]["mask_token"] == "[MASK]"
+    assert m["tools"]["torch"] and m["tools"]["onnxruntime"]
+    assert m["model"]["max_position_embeddings"] == TINY["max_position_embeddings"]
+    for name, info in m["files"].items():
+        assert (tiny_artifact / name).stat().st_size == info["bytes"]
+
+
+def test_shared_layer_weights_are_stored_once(tiny_artifact: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_artifact / "model.onnx"))
+    seen = set()
+    for init in model.graph.initializer:
+        digest = numpy_helper.to_array(init).tobytes()
+        assert (init.data_type, tuple(init.dims), digest) not in seen, init.name
+        seen.add((init.data_type, tuple(init.dims), digest))
+    params = sum(p.numel() for p in transformers.AlbertForMaskedLM.from_pretrained(
+        str(Path(load_artifact(tiny_artifact).manifest["source"]["model"]))).parameters())
+    # the tied decoder weight is the embedding matrix itself: no second copy
+    assert load_artifact(tiny_artifact).manifest["graphs"]["fp32"]["tensor_bytes"] <= 4 * params + 4096
+
+
+def test_runtime_logits_equal_pytorch(tiny_model: Path, tiny_artifact: Path) -> None:
+    fm = FillMask(tiny_artifact)
+    model = transformers.AlbertForMaskedLM.from_pretrained(str(tiny_model)).eval()
+    texts = ["吾輩は[MASK]である。", "大学で[MASK]の研究を[MASK]しています", "[MASK]"]
+    rows = [fm.tokenizer.encode(t) for t in texts]
+    feed = fm.tokenizer.pad(rows)
+    width = feed["input_ids"].shape[1]
+    flat = np.arange(len(rows) * width, dtype=np.int64)
+    logits = fm.session.run(["logits"], {**feed, "mask_positions": flat,
+                                         "top_k": np.array([3], dtype=np.int64)})[0]
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
+    ref = ref.reshape(-1, ref.shape[-1])
+    real = feed["attention_mask"].reshape(-1) == 1
+    np.testing.assert_allclose(logits[real], ref[real], atol=2e-5, rtol=0)
+
+
+def test_model_card_recipe_gives_the_same_top5(tiny_model: Path, tiny_artifact: Path) -> None:
+    """Where the model card's recipe is right (a lone ▁ after the one mask), we agree with it."""
+    fm = FillMask(tiny_artifact)
+    tok = transformers.AlbertTokenizerFast.from_pretrained(str(tiny_model))
+    model = transformers.AlbertForMaskedLM.from_pretrained(str(tiny_model)).eval()
+    checked = 0
+    lines = (Path(__file__).parent / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
+    for line in lines[:120]:
+        for cut in (2, len(line) // 2):
+            text = line[:cut] + "[MASK]" + line[cut:]
+            tokens = tok.tokenize(text)
+            if tokens.count("[MASK]") != 1 or tokens.index("[MASK]") + 1 >= len(tokens) \
+                    or tokens[tokens.index("[MASK]") + 1] != "\u2581":
+                continue
+            del tokens[tokens.index(tok.mask_token) + 1]
+            ids = torch.tensor([tok.convert_tokens_to_ids(["[CLS]", *tokens, "[SEP]"])])
+            with torch.no_grad():
+                out = model(input_ids=ids).logits[0, tokens.index("[MASK]") + 1]
+            want = out.topk(5).indices.tolist()
+            got = [c["token"] for c in fm(text, top_k=5)]
+            assert got == want, text
+            checked += 1
+    assert checked >= 50
+
+
+def test_failed_validation_leaves_no_folder(tiny_model: Path, tmp_path: Path) -> None:
+    from albert_onnx.export import ExportError, export_model
+
+    out = tmp_path / "never"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_model(str(tiny_model), out, atol=0.0, log=lambda s: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten(tiny_artifact: Path, tiny_model: Path) -> None:
+    from albert_onnx.export import ExportError, export_model
+
+    before = (tiny_artifact / "manifest.json").read_bytes()
+    with pytest.raises(ExportError, match="already exists"):
+        export_model(str(tiny_model), tiny_artifact, log=lambda s: None)
+    assert (tiny_artifact / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("source, match", [
+    ("/nonexistent/model", "neither a model folder nor a hub id"),
+    ("no-such-org/no-such-model-xyz", "cannot load an ALBERT config"),
+])
+def test_bad_sources(source: str, match: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from albert_onnx.export import ExportError, export_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ExportError, match=match):
+        export_model(source, tmp_path / "out", log=lambda s: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_albert_is_refused(tmp_path: Path) -> None:
+    from albert_onnx.export import ExportError, export_model
+
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=8)
+    transformers.BertForMaskedLM(cfg).save_pretrained(str(tmp_path / "bert"))
+    with pytest.raises(ExportError, match="only ALBERT"):
+        export_model(str(tmp_path / "bert"), tmp_path / "out", log=lambda s: None)
+
+
+def test_export_prints_its_check(tiny_model: Path, tmp_path: Path) -> None:
+    from albert_onnx.export import export_model
+
+    lines: list[str] = []
+    export_model(str(tiny_model), tmp_path / "a", log=lines.append)
+    check = [x for x in lines if x.startswith("fp32 check against PyTorch: max|Δ| = ")]
+    assert check and "atol 0.0001" in check[0]
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert "int8" not in manifest["graphs"]
