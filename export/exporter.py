@@ -20,7 +20,7 @@ from albert_onnx.tokenizer import Tokenizer
 from albert_onnx.tokenizer_config import config_from_hf_folder
 
 from . import graph as G
-from .quantize import DEFAULT_INT8, float_tensors, quantize_int8
+from .quantize import DEFAULT_INT8, float_tensors, quantize_int8, share_int8_embeddings
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
 from .validate import agreement, compare_with_torch, masked_rows, top_k_of, validation_rows
@@ -130,13 +130,15 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     if quantize == "int8":
         quantize_int8(stage / FP32_FILE, work / "q.onnx", **DEFAULT_INT8)
         qmodel = onnx.load(str(work / "q.onnx"))
+        shared = share_int8_embeddings(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
         agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), rows, tokenizer.mask_token_id))
         log(f"int8 against fp32 at {agree['masks']} masks: top-1 agreement "
             f"{agree['top1_agreement']:.3f}, top-5 overlap {agree['top5_overlap']:.3f}")
         graphs["int8"] = {"file": INT8_FILE, "validation": agree, "settings": DEFAULT_INT8,
-                          "dedupe": dedupe, "float_tensors": float_tensors(qmodel)}
+                          "shared_embeddings": shared, "dedupe": dedupe,
+                          "float_tensors": float_tensors(qmodel)}
     if fp16:
         graphs["fp16"] = _fp16(fused, stage, rows, ref_top, tokenizer, log)
 

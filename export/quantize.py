@@ -6,7 +6,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-# Chosen by measurement (README, "int8"): per-channel weights, full int8 range on VNNI CPUs.
+# Chosen by measurement (benchmarks/quant_study.py, README "int8"): per-channel weights, the
+# full int8 range (VNNI CPUs do not saturate, so reduce_range only costs accuracy), uint8
+# activations (ONNX Runtime's dynamic quantization), and the word embeddings shared in int8
+# with the tied decoder (share_int8_embeddings).
 DEFAULT_INT8 = {"per_channel": True, "reduce_range": False,
                 "op_types": ["Attention", "MatMul", "Gather"]}
 
@@ -39,3 +42,52 @@ def float_tensors(model: Any) -> dict[str, int]:
                 key = f"{init.name} ({users.get(init.name, '?')})"
                 out[key] = int(size)
     return out
+
+
+def share_int8_embeddings(model: Any) -> dict[str, Any]:
+    """Let the embedding lookup read the decoder's int8 copy of the tied word embeddings.
+
+    Dynamic quantization turns the tied decoder (Gemm with transB on the embedding matrix)
+    into an int8, per-vocabulary-row quantized ``[embedding, vocab]`` copy, while the lookup
+    keeps the float ``[vocab, embedding]`` matrix: the file then holds the matrix twice. Here
+    the lookup table becomes Transpose(Cast(int8) * scale), a subgraph of initializers only,
+    which ONNX Runtime folds once when the session is created: the file holds the int8 matrix
+    once, and each word vector is its per-row int8 reconstruction.
+    """
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    embed = next((n for n in g.node if n.op_type == "EmbedLayerNormalization"), None)
+    if embed is None:
+        return {"shared": False, "reason": "no EmbedLayerNormalization node"}
+    word = embed.input[2]
+    qname, sname, zname = (f"{word}_Transposed_quantized", f"{word}_Transposed_scale",
+                           f"{word}_Transposed_zero_point")
+    if qname not in inits or sname not in inits or word not in inits:
+        return {"shared": False, "reason": "decoder was not quantized from the tied weights"}
+    users = [n for n in g.node if word in n.input]
+    if users != [embed]:
+        return {"shared": False, "reason": "the float embedding matrix has other users"}
+    zp = numpy_helper.to_array(inits[zname]) if zname in inits else None
+    cast = f"{word}_int8_as_float"
+    nodes = [helper.make_node("Cast", [qname], [cast], to=1, name="shared_embedding_cast")]
+    source = cast
+    if zp is not None and zp.any():
+        zf = f"{zname}_as_float"
+        nodes.append(helper.make_node("Cast", [zname], [zf], to=1, name="shared_embedding_zp_cast"))
+        nodes.append(helper.make_node("Sub", [cast, zf], [f"{cast}_centered"], name="shared_embedding_zp"))
+        source = f"{cast}_centered"
+    nodes += [
+        helper.make_node("Mul", [source, sname], [f"{word}_scaled_t"], name="shared_embedding_scale"),
+        helper.make_node("Transpose", [f"{word}_scaled_t"], [f"{word}_from_int8"], perm=[1, 0],
+                         name="shared_embedding_transpose"),
+    ]
+    embed.input[2] = f"{word}_from_int8"
+    saved = int(numpy_helper.to_array(inits[word]).nbytes)
+    g.initializer.remove(inits[word])
+    # put the new nodes first: they depend on initializers only
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+    return {"shared": True, "float_bytes_removed": saved}

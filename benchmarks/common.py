@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmark scripts: machine facts, models, report writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_MODEL = SHARED / "models" / "albert-ja-mini-wagahai"
+RESULTS = ROOT / "benchmarks" / "results"
+BASE_SHAPE = dict(vocab_size=32000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
+                  num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new",
+                  max_position_embeddings=512)
+
+
+def machine(threads: int) -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+        isa = sorted({f for f in flags.split() if f.startswith(("avx512", "avx2", "amx", "avx_vnni"))})
+    except (OSError, StopIteration):
+        isa = []
+    versions = {}
+    for name in ("albert-onnx", "onnxruntime", "numpy", "torch", "transformers", "optimum",
+                 "optimum-onnx", "openvino", "tokenizers", "sentencepiece"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"cpu": cpu, "isa": isa, "logical_cpus": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "versions": versions, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def summarize(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(x * 1e3 for x in samples_s)
+
+    def q(p: float) -> float:
+        return ms[min(len(ms) - 1, int(round(p * (len(ms) - 1))))]
+
+    return {"median_ms": statistics.median(ms), "p90_ms": q(0.9), "p99_ms": q(0.99),
+            "mean_ms": statistics.fmean(ms), "n": len(ms)}
+
+
+def base_shape_model(cache: Path) -> Path:
+    """A random-weight ALBERT-base-shaped MLM folder (with the shared model's tokenizer files
+    when present, else a freshly trained one), made once and cached."""
+    folder = cache / "albert-base-shape-random"
+    if (folder / "config.json").exists():
+        return folder
+    import shutil
+
+    import torch
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok_src = SHARED_MODEL if SHARED_MODEL.exists() else None
+    if tok_src is not None:
+        for name in ("spiece.model", "tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copyfile(tok_src / name, folder / name)
+    else:
+        import sentencepiece as spm
+
+        spm.SentencePieceTrainer.train(
+            input=str(ROOT / "tests" / "data" / "corpus_ja.txt"), model_prefix=str(folder / "spiece"),
+            vocab_size=700, hard_vocab_limit=False, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+            control_symbols="[CLS],[SEP],[MASK]", minloglevel=2)
+    torch.manual_seed(0)
+    AlbertForMaskedLM(AlbertConfig(pad_token_id=0, **BASE_SHAPE)).eval().save_pretrained(str(folder))
+    return folder
+
+
+def write_report(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    j, m = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    j.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    m.write_text(markdown, encoding="utf-8")
+    return j, m
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
