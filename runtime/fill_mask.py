@@ -173,7 +173,11 @@ class FillMask:
         at = sum(1 for t in row[:pos] if t not in self._special)
         out: list[Candidate] = []
         for p, i in zip(probs.tolist(), ids.tolist()):
+            # A model may have more rows than its tokenizer has ids (unused rows): such an id
+            # has no text, and decodes to "" as in the reference tokenizer.
+            known = i < len(tok)
             body[at] = i
-            out.append({"score": float(p), "token": int(i), "token_str": tok.decode([i]),
-                        "sequence": tok.decode(body)})
+            sequence = tok.decode(body) if known else tok.decode(body[:at] + body[at + 1 :])
+            out.append({"score": float(p), "token": int(i),
+                        "token_str": tok.decode([i]) if known else "", "sequence": sequence})
         return out

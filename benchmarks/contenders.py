@@ -1,0 +1,149 @@
+"""The contenders of benchmarks/run.py, each answering the same question the same way:
+the top-5 candidates at the one [MASK] of a text (end to end) or of prepared ids (model only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K = 5
+
+
+def recipe_ids(tokenizer: Any, text: str) -> list[int]:
+    """The model card's recipe: fast tokenizer, delete the token after the mask."""
+    tokens = tokenizer.tokenize(text)
+    del tokens[tokens.index(tokenizer.mask_token) + 1]
+    return tokenizer.convert_tokens_to_ids([tokenizer.cls_token, *tokens, tokenizer.sep_token])
+
+
+def pad(rows: list[list[int]]) -> dict[str, np.ndarray]:
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def top_k_numpy(logits: np.ndarray) -> np.ndarray:
+    idx = np.argpartition(-logits, K, axis=-1)[..., :K]
+    order = np.take_along_axis(logits, idx, -1).argsort(-1)[..., ::-1]
+    return np.take_along_axis(idx, order, -1)
+
+
+class LogitsContender:
+    """A model that returns full logits, fed by the model card's tokenizer recipe."""
+
+    name = "?"
+
+    def __init__(self, tokenizer: Any, mask_id: int) -> None:
+        self.tokenizer = tokenizer
+        self.mask_id = mask_id
+
+    def logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def model_only(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self.logits(feed)
+
+    def end_to_end(self, text: str) -> list[int]:
+        ids = recipe_ids(self.tokenizer, text)
+        logits = self.logits(pad([ids]))
+        return top_k_numpy(logits[0, ids.index(self.mask_id)]).tolist()
+
+    def batch(self, texts: list[str]) -> list[list[int]]:
+        rows = [recipe_ids(self.tokenizer, t) for t in texts]
+        logits = self.logits(pad(rows))
+        at = [r.index(self.mask_id) for r in rows]
+        return top_k_numpy(logits[np.arange(len(rows)), at]).tolist()
+
+
+class PyTorchRecipe(LogitsContender):
+    name = "pytorch (model card recipe)"
+
+    def __init__(self, folder: Path, tokenizer: Any, threads: int) -> None:
+        import torch
+        from transformers import AlbertForMaskedLM
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = AlbertForMaskedLM.from_pretrained(str(folder)).eval()
+        super().__init__(tokenizer, tokenizer.mask_token_id)
+
+    def logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        with self.torch.inference_mode():
+            out = self.model(**{k: self.torch.from_numpy(v) for k, v in feed.items()})
+        return out.logits.numpy()
+
+
+class OptimumDefault(LogitsContender):
+    name = "optimum ORTModelForMaskedLM (default export)"
+
+    def __init__(self, folder: Path, tokenizer: Any, threads: int) -> None:
+        import onnxruntime as ort
+        from optimum.onnxruntime import ORTModelForMaskedLM
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.model = ORTModelForMaskedLM.from_pretrained(str(folder), session_options=opts)
+        session = getattr(self.model, "session", None) or getattr(self.model, "model", None)
+        self.session = session
+        self.inputs = [i.name for i in session.get_inputs()]
+        super().__init__(tokenizer, tokenizer.mask_token_id)
+
+    def logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+
+    def end_to_end(self, text: str) -> list[int]:
+        import torch
+
+        ids = recipe_ids(self.tokenizer, text)
+        out = self.model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                         token_type_ids=torch.zeros(1, len(ids), dtype=torch.long))
+        return top_k_numpy(np.asarray(out.logits[0, ids.index(self.mask_id)])).tolist()
+
+
+class OpenVINO(LogitsContender):
+    def __init__(self, onnx_path: Path, tokenizer: Any, threads: int, precision: str | None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
+        self.actual_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [p.get_any_name() for p in self.compiled.inputs]
+        self.name = f"openvino ({'default' if precision is None else precision}: {self.actual_precision})"
+        super().__init__(tokenizer, tokenizer.mask_token_id)
+
+    def logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        out = self.request.infer({k: v for k, v in feed.items() if k in self.inputs})
+        return next(iter(out.values()))
+
+
+class AlbertOnnx:
+    """This package's runtime: its own tokenizer (mask fix) and the masked top-k graph."""
+
+    def __init__(self, artifact: Path, precision: str, threads: int) -> None:
+        from albert_onnx import FillMask
+
+        self.fm = FillMask(artifact, precision=precision, threads=threads)
+        self.name = f"albert-onnx {precision}"
+        self.k = np.array([K], dtype=np.int64)
+
+    def model_only(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        mask = np.flatnonzero(feed["input_ids"].reshape(-1) == self.fm.tokenizer.mask_token_id)
+        return self.fm.session.run(["top_probs", "top_ids"],
+                                   {**feed, "mask_positions": mask.astype(np.int64), "top_k": self.k})[1]
+
+    def end_to_end(self, text: str) -> list[int]:
+        return self.fm.predict_ids([text], top_k=K)[0][1][0].tolist()
+
+    def batch(self, texts: list[str]) -> list[list[int]]:
+        return [ids[0].tolist() for _, ids in self.fm.predict_ids(texts, top_k=K)]
