@@ -36,18 +36,20 @@ class SpmModel:
 
 
 class _Reader:
-    __slots__ = ("buf", "pos", "end", "source")
+    """Protobuf wire-format fields of ``buf[start:end]``; errors name ``source`` as a ``kind``."""
 
-    def __init__(self, buf: bytes, source: str, start: int = 0, end: int | None = None) -> None:
+    __slots__ = ("buf", "pos", "end", "source", "kind")
+
+    def __init__(self, buf: bytes, source: str, start: int = 0, end: int | None = None,
+                 kind: str = "SentencePiece model") -> None:
         self.buf = buf
         self.pos = start
         self.end = len(buf) if end is None else end
         self.source = source
+        self.kind = kind
 
     def fail(self, what: str) -> ArtifactError:
-        return ArtifactError(
-            f"{self.source}: not a valid SentencePiece model ({what} at byte {self.pos})"
-        )
+        return ArtifactError(f"{self.source}: not a valid {self.kind} ({what} at byte {self.pos})")
 
     def varint(self) -> int:
         result = shift = 0

@@ -193,18 +193,16 @@ class Tokenizer:
             InputError: if the ids exceed ``max_length`` and ``truncation`` is False.
         """
         ids = [i for _, i in self._encode_pieces(text)]
+        extra = 2 if add_special_tokens else 0
+        if max_length is not None and len(ids) + extra > max_length:
+            if not truncation:
+                raise InputError(f"text is {len(ids) + extra} tokens long, more than max_length="
+                                 f"{max_length}; shorten it or pass truncation=True")
+            if max_length < extra:
+                raise InputError(f"max_length={max_length} leaves no room for [CLS] and [SEP]")
+            ids = ids[: max_length - extra]
         if add_special_tokens:
             ids = [self.cls_token_id, *ids, self.sep_token_id]
-        if max_length is not None and len(ids) > max_length:
-            if not truncation:
-                raise InputError(f"text is {len(ids)} tokens long, more than max_length="
-                                 f"{max_length}; shorten it or pass truncation=True")
-            keep = max_length - (2 if add_special_tokens else 0)
-            if keep < 0:
-                raise InputError(f"max_length={max_length} leaves no room for the text")
-            ids = ids[: keep + 1] + [self.sep_token_id] if add_special_tokens else ids[:keep]
-            if add_special_tokens:
-                ids = ids[: max_length - 1] + [self.sep_token_id]
         return ids
 
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,

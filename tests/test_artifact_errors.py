@@ -97,5 +97,11 @@ def test_missing_precision(copy: Path) -> None:
 
 def test_unverified_corrupt_graph_still_fails_cleanly(copy: Path) -> None:
     (copy / "model.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(ArtifactError, match="model.onnx: not a valid ONNX file"):
+        FillMask(copy, verify=False)
+
+
+def test_graph_that_only_onnx_runtime_rejects(copy: Path) -> None:
+    (copy / "model.onnx").write_bytes(b"\x08\x07")  # a well-formed but empty ModelProto
     with pytest.raises(ArtifactError, match="ONNX Runtime cannot load this graph"):
         FillMask(copy, verify=False)

@@ -119,3 +119,11 @@ def test_provider_that_does_not_attach(tiny_artifact: Path, monkeypatch: pytest.
     monkeypatch.setattr(session.ort, "InferenceSession", fake)
     with pytest.raises(ProviderError, match="did not attach"):
         FillMask(tiny_artifact, provider="cuda")
+
+
+def test_io_binding_gives_the_same_answers(tiny_artifact: Path) -> None:
+    plain = FillMask(tiny_artifact).fill(TEXTS, top_k=5)
+    bound = FillMask(tiny_artifact, io_binding=True)
+    assert bound.io_binding
+    assert [[[c["token"] for c in m] for m in t] for t in bound.fill(TEXTS, top_k=5)] == \
+        [[[c["token"] for c in m] for m in t] for t in plain]

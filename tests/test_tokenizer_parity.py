@@ -123,3 +123,35 @@ def test_batch_equals_one_at_a_time(spm_albert: Path, folder_root: Path) -> None
     assert not batch["token_type_ids"].any()
     fixed = tok.encode_batch(lines[:3], pad_to=width + 5)
     assert fixed["input_ids"].shape == (3, width + 5)
+
+
+def test_truncation_only_when_asked(spm_albert: Path, folder_root: Path) -> None:
+    from albert_onnx import InputError
+
+    folder = hf_folder(spm_albert, folder_root)
+    ours = Tokenizer.from_pretrained(folder, mask_fix=False)
+    ref = transformers.AlbertTokenizerFast.from_pretrained(str(folder))
+    text = corpus_lines()[0] * 3
+    with pytest.raises(InputError, match="more than max_length=10"):
+        ours.encode(text, max_length=10)
+    assert ours.encode(text, max_length=10, truncation=True) == \
+        ref(text, max_length=10, truncation=True)["input_ids"]
+    assert len(ours.encode(text, add_special_tokens=False, max_length=7, truncation=True)) == 7
+
+
+def test_input_errors_name_the_problem(spm_albert: Path, folder_root: Path, tmp_path: Path) -> None:
+    from albert_onnx import ArtifactError, InputError
+
+    ours = Tokenizer.from_pretrained(hf_folder(spm_albert, folder_root))
+    with pytest.raises(InputError, match="text must be a str, not int"):
+        ours.encode(5)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="lone surrogate"):
+        ours.encode("a\udc80b")
+    with pytest.raises(InputError, match=r"token id 99999 is outside the vocabulary \(valid: 0\.\."):
+        ours.decode([5, 99999])
+    with pytest.raises(InputError, match="list of texts"):
+        ours.encode_batch("one text")  # type: ignore[arg-type]
+    with pytest.raises(ArtifactError, match="not a folder"):
+        Tokenizer.from_pretrained(tmp_path / "missing")
+    with pytest.raises(ArtifactError, match="SentencePiece model file not found"):
+        Tokenizer.from_pretrained(tmp_path)
