@@ -289,10 +289,17 @@ def render_markdown(r: dict[str, Any], lengths: list[int]) -> str:
                      [[n, round(s["texts_per_s"], 1), f"{s['speedup_vs_pytorch']:.1f}x"]
                       for n, s in r["batch32"].items()])]
     out += ["## Cold start (import, load, first answer) and peak memory", ""]
-    out += [md_table(["contender", "cold start s", "peak RSS MB"],
-                     [[n, round(s["cold_start_s"], 2), round(s["peak_rss_mb"])] for n, s in r["cold_start"].items()])]
+    cold = r["cold_start"]
+    first = next(iter(cold.values()))
+    out += [md_table(["contender", "cold start s", "vs PyTorch", "peak RSS MB", "vs PyTorch"],
+                     [[n, round(s["cold_start_s"], 2), f"{first['cold_start_s'] / s['cold_start_s']:.1f}x",
+                       round(s["peak_rss_mb"]), f"{s['peak_rss_mb'] / first['peak_rss_mb']:.2f}"]
+                      for n, s in cold.items()])]
     out += ["## File sizes (MB)", ""]
-    out += [md_table(["model file", "MB"], [[n, v] for n, v in r["sizes_mb"].items()])]
+    sizes = r["sizes_mb"]
+    torch_mb = next(iter(sizes.values()))
+    out += [md_table(["model file", "MB", "vs PyTorch"],
+                     [[n, v, f"{v / torch_mb:.2f}"] for n, v in sizes.items()])]
     return "\n".join(out)
 
 

@@ -115,6 +115,32 @@ class FillMask:
         rows = self._encode(texts)
         return list(zip(*self._predict(rows, self._check_top_k(top_k))))
 
+    def logits(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Full MLM logits, one ``[tokens, vocab]`` array per text (``[CLS]``/``[SEP]`` included).
+
+        The graph computes the head only at the positions asked for; here that is all of them.
+        """
+        if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
+            raise InputError("logits() takes a non-empty list of texts")
+        rows = []
+        for n, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {n} must be a str, not {type(text).__name__}")
+            rows.append(self.tokenizer.encode(text, max_length=self.max_length))
+        out: list[np.ndarray] = [np.empty(0)] * len(rows)
+        for batch in self._batches(rows):
+            feed = self.tokenizer.pad([rows[n] for n in batch])
+            width = feed["input_ids"].shape[1]
+            flat = [b * width + j for b, n in enumerate(batch) for j in range(len(rows[n]))]
+            feed["mask_positions"] = np.asarray(flat, dtype=np.int64)
+            feed["top_k"] = np.array([1], dtype=np.int64)
+            (logits,) = self.session.run(["logits"], feed)
+            offset = 0
+            for n in batch:
+                out[n] = logits[offset : offset + len(rows[n])]
+                offset += len(rows[n])
+        return out
+
     # ------------------------------------------------------------------ internals
     def _check_top_k(self, top_k: int) -> int:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) \

@@ -140,3 +140,23 @@ def test_export_prints_its_check(tiny_model: Path, tmp_path: Path) -> None:
     assert check and "atol 0.0001" in check[0]
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert "int8" not in manifest["graphs"]
+
+
+def test_full_logits_equal_pytorch(tiny_model: Path, tiny_artifact: Path) -> None:
+    fm = FillMask(tiny_artifact)
+    model = transformers.AlbertForMaskedLM.from_pretrained(str(tiny_model)).eval()
+    texts = ["吾輩は猫である。", "大学で[MASK]の研究をしています。名前はまだ無い。", "a"]
+    for text, got in zip(texts, fm.logits(texts)):
+        ids = fm.tokenizer.encode(text)
+        with torch.no_grad():
+            want = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
+
+
+def test_tokenizer_from_artifact_equals_from_model_folder(tiny_model: Path, tiny_artifact: Path) -> None:
+    from albert_onnx import Tokenizer
+
+    a, b = Tokenizer.from_pretrained(tiny_artifact), Tokenizer.from_pretrained(tiny_model)
+    lines = (Path(__file__).parent / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
+    assert all(a.encode(x) == b.encode(x) for x in lines)
