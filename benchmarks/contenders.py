@@ -116,7 +116,8 @@ class OpenVINO(LogitsContender):
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
         self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
-        self.actual_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.actual_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         self.request = self.compiled.create_infer_request()
         self.inputs = [p.get_any_name() for p in self.compiled.inputs]
         self.name = f"openvino ({'default' if precision is None else precision}: {self.actual_precision})"

@@ -16,14 +16,23 @@ DEFAULT_INT8 = {"per_channel": True, "reduce_range": False,
 
 def quantize_int8(src: Path, dst: Path, *, per_channel: bool, reduce_range: bool,
                   op_types: list[str], exclude: list[str] | None = None) -> None:
+    """Dynamic int8 quantization of the ONNX file ``src`` into ``dst``."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         reduce_range=reduce_range, op_types_to_quantize=op_types,
-                         nodes_to_exclude=exclude or [],
-                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about static pre-processing
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                             per_channel=per_channel, reduce_range=reduce_range,
+                             op_types_to_quantize=op_types, nodes_to_exclude=exclude or [],
+                             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})
+    finally:
+        root.setLevel(level)
 
 
 def float_tensors(model: Any) -> dict[str, int]:
