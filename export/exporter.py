@@ -133,6 +133,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
         shared = share_int8_embeddings(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
+        assert ref_top is not None
         agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), rows, tokenizer.mask_token_id))
         log(f"int8 against fp32 at {agree['masks']} masks: top-1 agreement "
             f"{agree['top1_agreement']:.3f}, top-5 overlap {agree['top5_overlap']:.3f}")

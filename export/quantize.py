@@ -10,7 +10,7 @@ from typing import Any
 # full int8 range (VNNI CPUs do not saturate, so reduce_range only costs accuracy), uint8
 # activations (ONNX Runtime's dynamic quantization), and the word embeddings shared in int8
 # with the tied decoder (share_int8_embeddings).
-DEFAULT_INT8 = {"per_channel": True, "reduce_range": False,
+DEFAULT_INT8: dict[str, Any] = {"per_channel": True, "reduce_range": False,
                 "op_types": ["Attention", "MatMul", "Gather"]}
 
 

@@ -37,8 +37,9 @@ def load_source(source: str, workdir: Path, revision: str | None = None) -> Sour
     if not is_local and (local.exists() or source.startswith((".", "/")) or source.count("/") > 1):
         raise ExportError(f"source {source!r} is neither a model folder nor a hub id "
                           "(like 'ken11/albert-base-japanese-v1')")
+    hub_kwargs: dict[str, Any] = {"revision": revision} if revision else {}
     try:
-        config = AlbertConfig.from_pretrained(source, revision=revision)
+        config = AlbertConfig.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as exc:
         where = "folder" if is_local else "Hugging Face hub id"
         raise ExportError(f"cannot load an ALBERT config from {where} {source!r}: "
@@ -47,7 +48,7 @@ def load_source(source: str, workdir: Path, revision: str | None = None) -> Sour
     if config.model_type != "albert":
         raise ExportError(f"{source!r} is a {config.model_type!r} model; only ALBERT is supported")
     try:
-        model = AlbertForMaskedLM.from_pretrained(source, revision=revision, dtype=torch.float32)
+        model = AlbertForMaskedLM.from_pretrained(source, dtype=torch.float32, **hub_kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ExportError(f"cannot load AlbertForMaskedLM weights from {source!r}: "
                           f"{str(exc).splitlines()[0][:300]}") from None

@@ -95,10 +95,10 @@ class FillMask:
         a list (one per mask, in order) of such lists. A list of texts gives a list with one
         such entry per text.
         """
-        single = isinstance(inputs, str)
-        results = self.fill([inputs] if single else inputs, top_k=top_k)
+        texts: Sequence[str] = [inputs] if isinstance(inputs, str) else inputs
+        results = self.fill(texts, top_k=top_k)
         shaped = [r[0] if len(r) == 1 else r for r in results]
-        return shaped[0] if single else shaped
+        return shaped[0] if isinstance(inputs, str) else shaped
 
     def fill(self, texts: Sequence[str], top_k: int = 5) -> list[list[list[Candidate]]]:
         """Regularly nested predictions: ``[text][mask][rank] -> Candidate``."""

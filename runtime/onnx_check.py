@@ -21,14 +21,14 @@ def external_data_locations(path: Path) -> list[str]:
     for num, wt, span in _Reader(data, src, kind=kind).fields():
         if num != _GRAPH or wt != 2:
             continue
-        for gnum, gwt, gspan in _Reader(data, src, *span, kind=kind).fields():
+        for gnum, gwt, gspan in _Reader(data, src, span[0], span[1], kind).fields():
             if gwt != 2 or gnum not in (_INITIALIZER, _SPARSE):
                 continue
-            for tnum, twt, tspan in _Reader(data, src, *gspan, kind=kind).fields():
+            for tnum, twt, tspan in _Reader(data, src, gspan[0], gspan[1], kind).fields():
                 if tnum != _EXTERNAL_DATA or twt != 2:
                     continue
                 entry = {}
-                for enum, ewt, espan in _Reader(data, src, *tspan, kind=kind).fields():
+                for enum, ewt, espan in _Reader(data, src, tspan[0], tspan[1], kind).fields():
                     if ewt == 2:
                         entry[enum] = data[espan[0] : espan[1]].decode("utf-8", "replace")
                 if entry.get(1) == "location":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ArtifactError
 
@@ -66,8 +68,9 @@ class _Reader:
             if shift > 63:
                 raise self.fail("varint longer than 10 bytes")
 
-    def fields(self):
-        """Yield (field_number, wire_type, value); value is int or (start, end) span."""
+    def fields(self) -> Iterator[tuple[int, int, Any]]:
+        """Yield (field_number, wire_type, value): an int (varint), bytes (fixed width) or
+        the (start, end) span of a length-delimited field."""
         while self.pos < self.end:
             key = self.varint()
             num, wt = key >> 3, key & 7

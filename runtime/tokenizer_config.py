@@ -134,8 +134,8 @@ def _added_tokens(tc: dict[str, Any], tj: dict[str, Any] | None, spm: SpmModel,
         for t in tj.get("added_tokens", []):
             add(int(t["id"]), t["content"], bool(t.get("lstrip")), bool(t.get("rstrip")),
                 bool(t.get("special", True)), bool(t.get("normalized")), bool(t.get("single_word")))
-    for key, t in sorted(((int(k), v) for k, v in (tc.get("added_tokens_decoder") or {}).items())):
-        add(key, t["content"], bool(t.get("lstrip")), bool(t.get("rstrip")),
+    for tok_id, t in sorted(((int(k), v) for k, v in (tc.get("added_tokens_decoder") or {}).items())):
+        add(tok_id, t["content"], bool(t.get("lstrip")), bool(t.get("rstrip")),
             bool(t.get("special", True)), bool(t.get("normalized")), bool(t.get("single_word")))
     specials = set(cfg.special_tokens.values())
     for i, p in enumerate(spm.pieces):
