@@ -28,10 +28,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, RESULTS, base_shape_model, machine, md_table,  # noqa: E402
-                    summarize, write_report)
-from contenders import (K, AlbertOnnx, OpenVINO, OptimumDefault, PyTorchRecipe, pad,  # noqa: E402
-                        recipe_ids)
+from common import RESULTS, ROOT, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+from contenders import AlbertOnnx, K, OpenVINO, OptimumDefault, PyTorchRecipe, pad, recipe_ids  # noqa: E402
 
 LENGTHS = [8, 16, 32, 64, 128, 256, 512]
 QUICK_LENGTHS = [16, 128]

@@ -115,7 +115,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     max_len = int(cfg.max_position_embeddings)
     batches = validation_rows(tokenizer, SAMPLE_TEXTS, int(cfg.vocab_size), max_len)
     fp32_session = _session(stage / FP32_FILE)
-    check = compare_with_torch(src.model, fp32_session, batches, tokenizer.pad_token_id)
+    check = compare_with_torch(src.model, fp32_session, tokenizer, batches)
     check["atol"] = atol
     log(f"fp32 check against PyTorch: max|Δ| = {check['max_abs_diff']:.1e}, atol {atol:g} "
         f"({check['positions']} positions, lengths {check['sequence_lengths'][0]}.."
@@ -126,7 +126,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     graphs: dict[str, Any] = {"fp32": {"file": FP32_FILE, "validation": check,
                                        "tensor_bytes": G.tensor_bytes(fused)}}
     rows = masked_rows(tokenizer, SAMPLE_TEXTS)
-    ref_top = top_k_of(fp32_session, rows, tokenizer.mask_token_id) if (quantize or fp16) else None
+    ref_top = top_k_of(fp32_session, tokenizer, rows) if (quantize or fp16) else None
     if quantize == "int8":
         quantize_int8(stage / FP32_FILE, work / "q.onnx", **DEFAULT_INT8)
         qmodel = onnx.load(str(work / "q.onnx"))
@@ -134,7 +134,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
         assert ref_top is not None
-        agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), rows, tokenizer.mask_token_id))
+        agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), tokenizer, rows))
         log(f"int8 against fp32 at {agree['masks']} masks: top-1 agreement "
             f"{agree['top1_agreement']:.3f}, top-5 overlap {agree['top5_overlap']:.3f}")
         graphs["int8"] = {"file": INT8_FILE, "validation": agree, "settings": DEFAULT_INT8,
@@ -175,7 +175,7 @@ def _fp16(fused: Any, stage: Path, rows: list[list[int]], ref_top: Any, tokenize
     onnx.save(model.model, str(stage / FP16_FILE))
     entry: dict[str, Any] = {"file": FP16_FILE, "tensor_bytes": G.tensor_bytes(model.model)}
     try:
-        agree = agreement(ref_top, top_k_of(_session(stage / FP16_FILE), rows, tokenizer.mask_token_id))
+        agree = agreement(ref_top, top_k_of(_session(stage / FP16_FILE), tokenizer, rows))
         entry["validation_cpu"] = agree
         log(f"fp16 (CPU run) against fp32: top-1 agreement {agree['top1_agreement']:.3f}, "
             f"top-5 overlap {agree['top5_overlap']:.3f}")

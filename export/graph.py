@@ -17,8 +17,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 INPUTS = ["input_ids", "attention_mask", "token_type_ids", "mask_positions"]
 OUTPUTS = ["top_probs", "top_ids", "logits"]
 
@@ -181,12 +179,3 @@ def tensor_bytes(model: Any) -> int:
 
     return int(sum(numpy_helper.to_array(i).nbytes for i in model.graph.initializer))
 
-
-def as_numpy_inputs(rows: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

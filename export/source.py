@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from albert_onnx.cli import DEFAULT_SOURCE
 from albert_onnx.errors import AlbertOnnxError
 
-DEFAULT_SOURCE = "ken11/albert-base-japanese-v1"
+__all__ = ["DEFAULT_SOURCE", "ExportError", "Source", "load_source"]
 TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json",
                    "tokenizer.json")
 

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from .graph import as_numpy_inputs
-
 
 def validation_rows(tokenizer: Any, texts: list[str], vocab_size: int, max_length: int,
                     seed: int = 0) -> list[list[list[int]]]:
@@ -29,23 +27,22 @@ def validation_rows(tokenizer: Any, texts: list[str], vocab_size: int, max_lengt
     return batches
 
 
-def positions_of(rows: list[list[int]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    feed = as_numpy_inputs(rows, pad_id=0)
+def positions_of(tokenizer: Any, rows: list[list[int]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    feed = tokenizer.pad(rows)
     width = feed["input_ids"].shape[1]
     flat = np.array([b * width + j for b, r in enumerate(rows) for j in range(len(r))], dtype=np.int64)
     return feed, flat
 
 
-def compare_with_torch(model: Any, session: Any, batches: list[list[list[int]]],
-                       pad_id: int) -> dict[str, Any]:
+def compare_with_torch(model: Any, session: Any, tokenizer: Any,
+                       batches: list[list[list[int]]]) -> dict[str, Any]:
     """Max |Δ logits| between PyTorch and the graph at every real position of every batch."""
     import torch
 
     worst = 0.0
     top1_same = total = 0
     for rows in batches:
-        feed, flat = positions_of(rows)
-        feed["input_ids"][feed["attention_mask"] == 0] = pad_id
+        feed, flat = positions_of(tokenizer, rows)
         with torch.no_grad():
             ref = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
         ref = ref.reshape(-1, ref.shape[-1])[flat]
@@ -70,14 +67,16 @@ def masked_rows(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return out
 
 
-def top_k_of(session: Any, rows: list[list[int]], mask_id: int, k: int = 5,
+def top_k_of(session: Any, tokenizer: Any, rows: list[list[int]], k: int = 5,
              batch: int = 32) -> np.ndarray:
+    """Top-k ids at the one mask of each row."""
     outs = []
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
-        feed = as_numpy_inputs(part, pad_id=0)
+        feed = tokenizer.pad(part)
         width = feed["input_ids"].shape[1]
-        flat = np.array([b * width + r.index(mask_id) for b, r in enumerate(part)], dtype=np.int64)
+        flat = np.array([b * width + r.index(tokenizer.mask_token_id) for b, r in enumerate(part)],
+                        dtype=np.int64)
         outs.append(session.run(["top_ids"], {**feed, "mask_positions": flat,
                                                "top_k": np.array([k], dtype=np.int64)})[0])
     return np.concatenate(outs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import onnxruntime as ort
@@ -60,6 +59,4 @@ def create_session(path: Path, provider: str, threads: int | None) -> ort.Infere
     if _EP[provider] not in attached:
         raise ProviderError(f"provider {provider!r} did not attach to {path.name}; "
                             f"attached: {attached}")
-    if os.environ.get("ALBERT_ONNX_DEBUG"):
-        log.info("session %s on %s", path.name, attached)
     return session
