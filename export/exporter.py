@@ -157,7 +157,11 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
                   "num_attention_heads": int(cfg.num_attention_heads),
                   "intermediate_size": int(cfg.intermediate_size),
                   "hidden_act": str(cfg.hidden_act)},
-        "tokenizer": {**tokenizer.config.to_dict(), "mask_fix_default": True},
+        "tokenizer": {**tokenizer.config.to_dict(), "mask_fix_default": True,
+                      "special_token_ids": {
+                          key: tokenizer.convert_tokens_to_ids(content)
+                          for key, content in tokenizer.config.special_tokens.items()},
+                      "tokenizer_size": len(tokenizer)},
         "graphs": graphs,
         "graph_info": info,
         "interface": {"inputs": [*G.INPUTS, "top_k"], "outputs": G.OUTPUTS},

@@ -29,6 +29,9 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     fp16 = m["graphs"]["fp16"]["validation_cpu"]  # ONNX Runtime runs the fp16 graph on the CPU
     assert isinstance(fp16, dict) and fp16["top1_agreement"] >= 0.9, fp16
     assert m["tokenizer"]["special_tokens"]["mask_token"] == "[MASK]"
+    ref = transformers.AlbertTokenizerFast.from_pretrained(m["source"]["model"])
+    assert m["tokenizer"]["special_token_ids"]["mask_token"] == ref.mask_token_id
+    assert m["tokenizer"]["special_token_ids"]["pad_token"] == ref.pad_token_id
     assert m["tools"]["torch"] and m["tools"]["onnxruntime"]
     assert m["model"]["max_position_embeddings"] == TINY["max_position_embeddings"]
     for name, info in m["files"].items():
