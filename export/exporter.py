@@ -149,7 +149,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "source": {"model": src.name, "revision": src.revision,
+        "source": {"model": src.name, "revision": src.revision, "commit": src.commit,
                    "architecture": "AlbertForMaskedLM"},
         "model": {"vocab_size": int(cfg.vocab_size), "max_position_embeddings": max_len,
                   "hidden_size": int(cfg.hidden_size), "embedding_size": int(cfg.embedding_size),

@@ -22,7 +22,8 @@ class ExportError(AlbertOnnxError):
 @dataclass
 class Source:
     name: str
-    revision: str | None
+    revision: str | None  # as asked for (branch, tag or commit), None for the default
+    commit: str | None  # the hub commit it resolved to; None for a local folder
     model: Any  # transformers.AlbertForMaskedLM
     tokenizer_dir: Path
 
@@ -65,7 +66,7 @@ def load_source(source: str, workdir: Path, revision: str | None = None) -> Sour
     if not (tok_dir / "spiece.model").is_file():
         raise ExportError(f"{source!r} has no spiece.model; the runtime needs the SentencePiece model")
     commit = getattr(config, "_commit_hash", None) if not is_local else None
-    return Source(source, revision or commit, model, tok_dir)
+    return Source(source, revision, commit, model, tok_dir)
 
 
 def _download(repo: str, name: str, revision: str | None, dest: Path) -> None:

@@ -166,3 +166,46 @@ def test_tokenizer_from_artifact_equals_from_model_folder(tiny_model: Path, tiny
     a, b = Tokenizer.from_pretrained(tiny_artifact), Tokenizer.from_pretrained(tiny_model)
     lines = (Path(__file__).parent / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
     assert all(a.encode(x) == b.encode(x) for x in lines)
+
+
+def test_hub_id_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub id goes through from_pretrained and hf_hub_download (stood in for offline here),
+    and the resolved commit is recorded as the revision."""
+    import huggingface_hub
+    from huggingface_hub.utils import EntryNotFoundError
+
+    from albert_onnx.export import export_model
+
+    repo = "test-org/tiny-albert"
+    real_config = transformers.AlbertConfig.from_pretrained.__func__
+    real_model = transformers.AlbertForMaskedLM.from_pretrained.__func__
+    asked: list[tuple[str, str | None]] = []
+
+    def fake_config(cls, source, **kw):  # type: ignore[no-untyped-def]
+        if source != repo:  # transformers' own inner calls, on the local folder
+            return real_config(cls, source, **kw)
+        assert kw.get("revision") == "v1"
+        config = real_config(cls, str(tiny_model))
+        config._commit_hash = "0123abcd"
+        return config
+
+    def fake_model(cls, source, **kw):  # type: ignore[no-untyped-def]
+        assert source == repo
+        kw.pop("revision", None)
+        return real_model(cls, str(tiny_model), **kw)
+
+    def fake_download(repo_id, filename, revision=None):  # type: ignore[no-untyped-def]
+        asked.append((filename, revision))
+        if not (tiny_model / filename).exists():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        return str(tiny_model / filename)
+
+    monkeypatch.setattr(transformers.AlbertConfig, "from_pretrained", classmethod(fake_config))
+    monkeypatch.setattr(transformers.AlbertForMaskedLM, "from_pretrained", classmethod(fake_model))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    out = export_model(repo, tmp_path / "hub", revision="v1", log=lambda s: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == {"model": repo, "revision": "v1", "commit": "0123abcd",
+                                  "architecture": "AlbertForMaskedLM"}
+    assert ("spiece.model", "v1") in asked
+    assert FillMask(out)("吾輩は[MASK]", top_k=1)
