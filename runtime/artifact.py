@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from .errors import ArtifactError
 
 MANIFEST_NAME = "manifest.json"
+SPIECE_NAME = "spiece.model"
 FORMAT_NAME = "albert-onnx-artifact"
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -42,13 +44,27 @@ class Artifact:
                                 f"{sorted(graphs)} (export with --quantize int8 for int8)")
         return self.folder / graphs[precision]["file"]
 
+    def verify(self, names: Iterable[str] | None = None) -> None:
+        """Check size and SHA-256 of the listed files (all by default) against the manifest."""
+        files = self.manifest["files"]
+        for name in files if names is None else names:
+            info, file = files[name], self.folder / name
+            size = file.stat().st_size
+            if size != info.get("bytes"):
+                raise ArtifactError(f"{self.folder}: {name} is {size} bytes, the manifest says "
+                                    f"{info.get('bytes')}: the file is truncated or altered")
+            if sha256_file(file) != info.get("sha256"):
+                raise ArtifactError(f"{self.folder}: {name} fails its SHA-256 check: the file is "
+                                    "corrupt or altered")
+
     @property
     def max_length(self) -> int:
         return int(self.manifest["model"]["max_position_embeddings"])
 
 
 def load_artifact(folder: str | Path, *, verify: bool = True) -> Artifact:
-    """Read an artifact's manifest and, with ``verify``, check every file's SHA-256."""
+    """Read an artifact's manifest, check that every file it lists is there and, with
+    ``verify``, the size and SHA-256 of every file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: artifact folder not found")
@@ -71,21 +87,18 @@ def load_artifact(folder: str | Path, *, verify: bool = True) -> Artifact:
         if not isinstance(manifest.get(key), dict):
             raise ArtifactError(f"{path}: manifest has no {key!r} section")
     root = folder.resolve()
-    for name, info in manifest["files"].items():
+    for name in manifest["files"]:
         file = (folder / name).resolve()
         if root not in file.parents:
             raise ArtifactError(f"{path}: file {name!r} points outside the artifact folder")
         if not file.is_file():
             raise ArtifactError(f"{folder}: {name} is missing")
-        if verify:
-            size = file.stat().st_size
-            if size != info.get("bytes"):
-                raise ArtifactError(f"{folder}: {name} is {size} bytes, the manifest says "
-                                    f"{info.get('bytes')}: the file is truncated or altered")
-            if sha256_file(file) != info.get("sha256"):
-                raise ArtifactError(f"{folder}: {name} fails its SHA-256 check: the file is "
-                                    "corrupt or altered")
     for precision, graph in manifest["graphs"].items():
         if graph.get("file") not in manifest["files"]:
             raise ArtifactError(f"{path}: graph {precision!r} names a file the manifest does not list")
-    return Artifact(folder, manifest)
+    if SPIECE_NAME not in manifest["files"]:
+        raise ArtifactError(f"{path}: manifest does not list {SPIECE_NAME}")
+    artifact = Artifact(folder, manifest)
+    if verify:
+        artifact.verify()
+    return artifact

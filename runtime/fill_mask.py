@@ -9,12 +9,12 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from .artifact import PRECISIONS, Artifact, load_artifact
+from .artifact import PRECISIONS, SPIECE_NAME, Artifact, load_artifact
 from .errors import ArtifactError, InputError
 from .onnx_check import check_external_data
 from .session import check_threads, create_session, resolve_provider
 from .spm_model import load_spm_model
-from .tokenizer import SPIECE_NAME, Tokenizer
+from .tokenizer import Tokenizer
 from .tokenizer_config import TokenizerConfig
 
 log = logging.getLogger("albert_onnx")
@@ -42,7 +42,7 @@ class FillMask:
             available, else the CPU, logged and kept in ``fallback_note``).
         threads: ONNX Runtime intra-op threads, ``None`` for its default.
         max_batch_size: the most texts run together; lists are split by length into batches.
-        verify: check every artifact file's SHA-256 before loading.
+        verify: check the SHA-256 of the files this precision uses before loading.
         mask_fix: tokenize without the stray ``▁`` after ``[MASK]`` (recommended).
         io_binding: run through ONNX Runtime I/O binding, fetching only the top-k to the
             host (default: on for CUDA, off for the CPU, where it gains nothing).
@@ -59,8 +59,10 @@ class FillMask:
         resolved, self.fallback_note = resolve_provider(provider)
         if self.fallback_note:
             log.warning(self.fallback_note)
-        self.artifact: Artifact = load_artifact(artifact_dir, verify=verify)
+        self.artifact: Artifact = load_artifact(artifact_dir, verify=False)
         graph = self.artifact.graph_path(precision)
+        if verify:  # only what this precision reads: cold start stays short
+            self.artifact.verify([graph.name, SPIECE_NAME])
         if precision == "fp16" and resolved != "cuda":
             log.info("fp16 graph on the CPU: ONNX Runtime runs it, but slower than fp32")
         self.precision = precision

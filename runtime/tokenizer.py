@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import MANIFEST_NAME
+from .artifact import MANIFEST_NAME, SPIECE_NAME
 from .errors import ArtifactError, InputError
 from .normalizer import Normalizer, PrecompiledCharsmap
 from .spm_model import SpmModel, load_spm_model
 from .tokenizer_config import AddedToken, TokenizerConfig, config_from_hf_folder
 from .unigram import Unigram
 
-SPIECE_NAME = "spiece.model"
 _SPACE = "\u2581"
 # Unicode White_Space, as Rust's char::is_whitespace (Python's str.isspace adds U+001C..U+001F).
 _WHITE_SPACE = frozenset(

@@ -105,3 +105,13 @@ def test_graph_that_only_onnx_runtime_rejects(copy: Path) -> None:
     (copy / "model.onnx").write_bytes(b"\x08\x07")  # a well-formed but empty ModelProto
     with pytest.raises(ArtifactError, match="ONNX Runtime cannot load this graph"):
         FillMask(copy, verify=False)
+
+
+def test_only_the_files_used_are_hashed(copy: Path) -> None:
+    """A damaged int8 graph stops int8, not fp32 (each precision checks what it reads)."""
+    data = bytearray((copy / "model_int8.onnx").read_bytes())
+    data[100] ^= 0xFF
+    (copy / "model_int8.onnx").write_bytes(bytes(data))
+    assert FillMask(copy, precision="fp32")("吾輩は[MASK]", top_k=1)
+    with pytest.raises(ArtifactError, match="model_int8.onnx fails its SHA-256 check"):
+        FillMask(copy, precision="int8")
