@@ -122,26 +122,10 @@ class FillMask:
 
         The graph computes the head only at the positions asked for; here that is all of them.
         """
-        if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
-            raise InputError("logits() takes a non-empty list of texts")
-        rows = []
-        for n, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"text {n} must be a str, not {type(text).__name__}")
-            rows.append(self.tokenizer.encode(text, max_length=self.max_length))
-        out: list[np.ndarray] = [np.empty(0)] * len(rows)
-        for batch in self._batches(rows):
-            feed = self.tokenizer.pad([rows[n] for n in batch])
-            width = feed["input_ids"].shape[1]
-            flat = [b * width + j for b, n in enumerate(batch) for j in range(len(rows[n]))]
-            feed["mask_positions"] = np.asarray(flat, dtype=np.int64)
-            feed["top_k"] = np.array([1], dtype=np.int64)
-            (logits,) = self.session.run(["logits"], feed)
-            offset = 0
-            for n in batch:
-                out[n] = logits[offset : offset + len(rows[n])]
-                offset += len(rows[n])
-        return out
+        rows = [self.tokenizer.encode(text, max_length=self.max_length)
+                for _, text in self._texts(texts)]
+        everywhere = [list(range(len(r))) for r in rows]
+        return [out[0] for out in self._gather(rows, everywhere, ["logits"], top_k=1)]
 
     # ------------------------------------------------------------------ internals
     def _check_top_k(self, top_k: int) -> int:
@@ -150,18 +134,26 @@ class FillMask:
             raise InputError(f"top_k must be an integer in 1..{self.vocab_size}, not {top_k!r}")
         return int(top_k)
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    @staticmethod
+    def _texts(texts: Sequence[str]) -> list[tuple[str, str]]:
+        """``(name for errors, text)`` pairs, after checking that ``texts`` is a list of str."""
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             raise InputError("texts must be a str or a list of str, not "
                              f"{type(texts).__name__}")
         if not texts:
             raise InputError("no texts given")
-        rows = []
-        mask_id = self.tokenizer.mask_token_id
+        out = []
         for n, text in enumerate(texts):
             where = f"text {n}" if len(texts) > 1 else "text"
             if not isinstance(text, str):
                 raise InputError(f"{where} must be a str, not {type(text).__name__}")
+            out.append((where, text))
+        return out
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        rows = []
+        mask_id = self.tokenizer.mask_token_id
+        for where, text in self._texts(texts):
             if not text.strip():
                 raise InputError(f"{where} is empty")
             ids = self.tokenizer.encode(text)
@@ -178,25 +170,28 @@ class FillMask:
         return [j for j, t in enumerate(row) if t == mask_id]
 
     def _predict(self, rows: list[list[int]], top_k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        probs: list[np.ndarray] = [np.empty(0)] * len(rows)
-        ids: list[np.ndarray] = [np.empty(0)] * len(rows)
+        out = self._gather(rows, [self._mask_positions(r) for r in rows], list(OUTPUT_NAMES), top_k)
+        return [o[0] for o in out], [o[1] for o in out]
+
+    def _gather(self, rows: list[list[int]], positions: list[list[int]], outputs: list[str],
+                top_k: int) -> list[list[np.ndarray]]:
+        """Run ``rows`` in length batches, asking for ``outputs`` at ``positions`` of each row;
+        per row, the outputs' slices that belong to it."""
+        result: list[list[np.ndarray]] = [[] for _ in rows]
         k = np.array([top_k], dtype=np.int64)
         for batch in self._batches(rows):
             feed = self.tokenizer.pad([rows[n] for n in batch])
             width = feed["input_ids"].shape[1]
-            positions, counts = [], []
-            for b, n in enumerate(batch):
-                pos = self._mask_positions(rows[n])
-                positions += [b * width + j for j in pos]
-                counts.append(len(pos))
-            feed["mask_positions"] = np.asarray(positions, dtype=np.int64)
+            flat = [b * width + j for b, n in enumerate(batch) for j in positions[n]]
+            feed["mask_positions"] = np.asarray(flat, dtype=np.int64)
             feed["top_k"] = k
-            p, i = self._run(feed)
+            arrays = self._run(feed, outputs)
             offset = 0
-            for n, c in zip(batch, counts):
-                probs[n], ids[n] = p[offset : offset + c], i[offset : offset + c]
-                offset += c
-        return probs, ids
+            for n in batch:
+                count = len(positions[n])
+                result[n] = [a[offset : offset + count] for a in arrays]
+                offset += count
+        return result
 
     def _batches(self, rows: list[list[int]]) -> list[list[int]]:
         """Indices of ``rows`` grouped by length: at most ``max_batch_size`` each, and a new
@@ -211,13 +206,13 @@ class FillMask:
                 batches.append([n])
         return batches
 
-    def _run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _run(self, feed: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         if not self.io_binding:
-            return self.session.run(list(OUTPUT_NAMES), feed)
+            return self.session.run(outputs, feed)
         binding = self.session.io_binding()
         for name, value in feed.items():
             binding.bind_cpu_input(name, value)
-        for name in OUTPUT_NAMES:  # the [masks, vocab] logits stay on the device
+        for name in outputs:  # outputs not asked for (the logits, for fill) stay on the device
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
