@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import onnxruntime as ort
 
 from .errors import ArtifactError, InputError, ProviderError
-
-log = logging.getLogger("albert_onnx")
 
 PROVIDER_NAMES = ("cpu", "cuda", "auto")
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
