@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from albert_onnx import __version__
-from albert_onnx.artifact import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, load_artifact, sha256_file
-from albert_onnx.spm_model import load_spm_model
+from albert_onnx.artifact import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, SPIECE_NAME, load_artifact, sha256_file
 from albert_onnx.tokenizer import Tokenizer
-from albert_onnx.tokenizer_config import config_from_hf_folder
 
 from . import graph as G
 from .quantize import DEFAULT_INT8, float_tensors, quantize_int8, share_int8_embeddings
@@ -80,9 +78,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         work = Path(work_str)
         src = load_source(source, work, revision)
         cfg = src.model.config
-        spm = load_spm_model(src.tokenizer_dir / "spiece.model")
-        tok_config = config_from_hf_folder(src.tokenizer_dir, spm)
-        tokenizer = Tokenizer(spm, tok_config)
+        tokenizer = Tokenizer.from_pretrained(src.tokenizer_dir)
         if len(tokenizer) > cfg.vocab_size:
             raise ExportError(f"tokenizer has {len(tokenizer)} ids but the model's vocabulary is "
                               f"{cfg.vocab_size}: they do not belong together")
@@ -143,9 +139,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     if fp16:
         graphs["fp16"] = _fp16(fused, stage, rows, ref_top, tokenizer, log)
 
-    files = {"spiece.model": src.tokenizer_dir / "spiece.model"}
-    for name, path in files.items():
-        shutil.copyfile(path, stage / name)
+    shutil.copyfile(src.tokenizer_dir / SPIECE_NAME, stage / SPIECE_NAME)
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

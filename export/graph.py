@@ -128,7 +128,7 @@ def dedupe_initializers(model: Any) -> dict[str, int]:
     first: dict[tuple[Any, ...], str] = {}
     rename: dict[str, str] = {}
     kept = []
-    before = 0
+    before = after = 0
     for init in g.initializer:
         raw = numpy_helper.to_array(init)
         before += raw.nbytes
@@ -138,13 +138,13 @@ def dedupe_initializers(model: Any) -> dict[str, int]:
         else:
             first[key] = init.name
             kept.append(init)
+            after += raw.nbytes
     for n in g.node:
         for k, name in enumerate(n.input):
             if name in rename:
                 n.input[k] = rename[name]
     del g.initializer[:]
     g.initializer.extend(kept)
-    after = sum(numpy_helper.to_array(i).nbytes for i in kept)
     return {"initializer_bytes_before": int(before), "initializer_bytes_after": int(after),
             "duplicates_removed": len(rename)}
 

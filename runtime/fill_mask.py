@@ -13,9 +13,7 @@ from .artifact import PRECISIONS, SPIECE_NAME, Artifact, load_artifact
 from .errors import ArtifactError, InputError
 from .onnx_check import check_external_data
 from .session import check_threads, create_session, resolve_provider
-from .spm_model import load_spm_model
 from .tokenizer import Tokenizer
-from .tokenizer_config import TokenizerConfig
 
 log = logging.getLogger("albert_onnx")
 
@@ -71,10 +69,7 @@ class FillMask:
         self.max_batch_size = max_batch_size
         self.max_length = self.artifact.max_length
         manifest = self.artifact.manifest
-        self.tokenizer = Tokenizer(
-            load_spm_model(self.artifact.folder / SPIECE_NAME),
-            TokenizerConfig.from_dict(manifest["tokenizer"], str(self.artifact.folder)),
-            mask_fix=mask_fix, source=str(self.artifact.folder / SPIECE_NAME))
+        self.tokenizer = Tokenizer.from_artifact(self.artifact, mask_fix=mask_fix)
         self.vocab_size = int(manifest["model"]["vocab_size"])
         check_external_data(graph, self.artifact.folder)
         self.session = create_session(graph, resolved, threads)

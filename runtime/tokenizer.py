@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .artifact import MANIFEST_NAME, SPIECE_NAME
+from .artifact import MANIFEST_NAME, SPIECE_NAME, Artifact, load_artifact
 from .errors import ArtifactError, InputError
 from .normalizer import Normalizer, PrecompiledCharsmap
 from .spm_model import SpmModel, load_spm_model
@@ -100,22 +99,26 @@ class Tokenizer:
         if not folder.is_dir():
             raise ArtifactError(f"{folder}: not a folder; expected a Hugging Face model folder "
                                 f"with {SPIECE_NAME} or an albert-onnx artifact folder")
+        overrides = {"do_lower_case": do_lower_case, "keep_accents": keep_accents,
+                     "remove_space": remove_space}
+        if (folder / MANIFEST_NAME).exists():
+            return cls.from_artifact(load_artifact(folder, verify=False), mask_fix=mask_fix,
+                                     **overrides)
         spm = load_spm_model(folder / SPIECE_NAME)
-        manifest = folder / MANIFEST_NAME
-        if manifest.exists():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))["tokenizer"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ArtifactError(f"{manifest}: no readable tokenizer section ({exc})") from None
-            config = TokenizerConfig.from_dict(data, str(manifest))
-            for key, value in (("do_lower_case", do_lower_case), ("keep_accents", keep_accents),
-                               ("remove_space", remove_space)):
-                if value is not None:
-                    setattr(config, key, value)
-        else:
-            config = config_from_hf_folder(folder, spm, do_lower_case=do_lower_case,
-                                           keep_accents=keep_accents, remove_space=remove_space)
+        config = config_from_hf_folder(folder, spm, **overrides)
         return cls(spm, config, mask_fix=mask_fix, source=str(folder / SPIECE_NAME))
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, *, mask_fix: bool = True,
+                      **overrides: bool | None) -> Tokenizer:
+        """The tokenizer of a loaded export artifact (settings from its manifest)."""
+        spiece = artifact.folder / SPIECE_NAME
+        config = TokenizerConfig.from_dict(artifact.manifest["tokenizer"],
+                                           str(artifact.folder / MANIFEST_NAME))
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config, key, bool(value))
+        return cls(load_spm_model(spiece), config, mask_fix=mask_fix, source=str(spiece))
 
     # ------------------------------------------------------------------ encoding
     def __len__(self) -> int:

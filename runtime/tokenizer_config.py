@@ -130,13 +130,15 @@ def _added_tokens(tc: dict[str, Any], tj: dict[str, Any] | None, spm: SpmModel,
             by_content[content] = AddedToken(tok_id, content, lstrip or content == mask, rstrip,
                                              special)
 
-    if tj is not None:
-        for t in tj.get("added_tokens", []):
-            add(int(t["id"]), t["content"], bool(t.get("lstrip")), bool(t.get("rstrip")),
-                bool(t.get("special", True)), bool(t.get("normalized")), bool(t.get("single_word")))
-    for tok_id, t in sorted(((int(k), v) for k, v in (tc.get("added_tokens_decoder") or {}).items())):
+    def add_entry(tok_id: int, t: dict[str, Any]) -> None:
+        """An added token as tokenizer.json or tokenizer_config.json describes it."""
         add(tok_id, t["content"], bool(t.get("lstrip")), bool(t.get("rstrip")),
             bool(t.get("special", True)), bool(t.get("normalized")), bool(t.get("single_word")))
+
+    for t in (tj or {}).get("added_tokens", []):
+        add_entry(int(t["id"]), t)
+    for tok_id, t in sorted((int(k), v) for k, v in (tc.get("added_tokens_decoder") or {}).items()):
+        add_entry(tok_id, t)
     specials = set(cfg.special_tokens.values())
     for i, p in enumerate(spm.pieces):
         if p.type in (CONTROL, USER_DEFINED) or i == spm.unk_id:
