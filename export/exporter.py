@@ -1,4 +1,4 @@
-"""Export an ALBERT MLM to a self-contained, validated artifact folder."""
+"""Export an ALBERT checkpoint (any task) to a self-contained, validated artifact folder."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from albert_onnx.artifact import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, SPI
 from albert_onnx.tokenizer import Tokenizer
 
 from . import graph as G
+from .heads import make_head
 from .quantize import DEFAULT_INT8, float_tensors, quantize_int8, share_int8_embeddings
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
-from .validate import agreement, compare_with_torch, masked_rows, top_k_of, validation_rows
+from .validate import INT8_GATES, compare_precisions, compare_with_torch, validation_batches
 
 FP32_FILE, INT8_FILE, FP16_FILE = "model.onnx", "model_int8.onnx", "model_fp16.onnx"
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx",
@@ -49,13 +50,20 @@ def _session(path: Path) -> Any:
 def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-artifact", *,
                  quantize: str | None = None, fp16: bool = False, opset: int = 17,
                  revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
+                 task: str = "auto", int8_min_agreement: float | None = None,
                  log: Callable[[str], None] = print) -> Path:
     """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
 
     Args:
-        source: Hugging Face hub id or local folder of an ALBERT MLM with ``spiece.model``.
+        source: Hugging Face hub id or local folder of an ALBERT checkpoint with ``spiece.model``.
         out: artifact folder to create; it appears whole or not at all.
+        task: ``auto`` (from the checkpoint's architecture), ``fill-mask``,
+            ``text-classification``, ``token-classification`` or ``feature-extraction``
+            (the encoder alone, from any ALBERT checkpoint).
         quantize: ``"int8"`` to add a dynamically quantized graph, or None.
+        int8_min_agreement: the int8 gate's bar for this task (default per task: fill-mask
+            top-1 0.90, classification top label 0.97, embeddings mean cosine 0.99); 0 turns
+            the gate off. Below it the export fails and writes nothing.
         fp16: add a float16 graph (for the CUDA provider).
         opset: ONNX opset of the exported graph.
         revision: hub revision (branch, tag or commit).
@@ -67,6 +75,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
     """
     if quantize not in (None, "int8"):
         raise ExportError(f"unknown quantization {quantize!r}; valid: 'int8' or none")
+    if int8_min_agreement is not None and not 0.0 <= int8_min_agreement <= 1.0:
+        raise ExportError(f"int8_min_agreement {int8_min_agreement} is out of range; valid: 0..1 (0 = no gate)")
     if not 11 <= opset <= 21:
         raise ExportError(f"opset {opset} is out of range; valid: 11..21 (default 17)")
     out = Path(out)
@@ -76,19 +86,20 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".albert-onnx-work-") as work_str:
         work = Path(work_str)
-        src = load_source(source, work, revision)
+        src = load_source(source, work, revision, task)
         cfg = src.model.config
         tokenizer = Tokenizer.from_pretrained(src.tokenizer_dir)
         if len(tokenizer) > cfg.vocab_size:
             raise ExportError(f"tokenizer has {len(tokenizer)} ids but the model's vocabulary is "
                               f"{cfg.vocab_size}: they do not belong together")
-        log(f"loaded {source} ({sum(p.numel() for p in src.model.parameters()) / 1e6:.1f} M "
-            f"parameters, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size})")
+        log(f"loaded {source} as {src.task} ({type(src.model).__name__}, "
+            f"{sum(p.numel() for p in src.model.parameters()) / 1e6:.1f} M parameters, "
+            f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size})")
 
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
             manifest = _build(src, tokenizer, work, stage, quantize=quantize, fp16=fp16,
-                              opset=opset, atol=atol, log=log)
+                              opset=opset, atol=atol, int8_min=int8_min_agreement, log=log)
             manifest["export_seconds"] = round(time.perf_counter() - started, 1)
             _finish(stage, manifest)
             load_artifact(stage)  # the runtime's own check of what was written
@@ -102,49 +113,60 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
 
 
 def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize: str | None,
-           fp16: bool, opset: int, atol: float, log: Callable[[str], None]) -> dict[str, Any]:
+           fp16: bool, opset: int, atol: float, int8_min: float | None,
+           log: Callable[[str], None]) -> dict[str, Any]:
     import onnx
 
     cfg = src.model.config
-    fused, info = G.build_graph(src.model, work, opset, log)
+    task = src.task
+    fused, info = G.build_graph(make_head(task, src.model), cfg, work, opset, log)
     onnx.save(fused, str(stage / FP32_FILE))
     max_len = int(cfg.max_position_embeddings)
-    batches = validation_rows(tokenizer, SAMPLE_TEXTS, int(cfg.vocab_size), max_len)
+    batches = validation_batches(task, tokenizer, SAMPLE_TEXTS, int(cfg.vocab_size), max_len)
     fp32_session = _session(stage / FP32_FILE)
-    check = compare_with_torch(src.model, fp32_session, tokenizer, batches)
+    check = compare_with_torch(task, src.model, fp32_session, tokenizer, batches)
     check["atol"] = atol
     log(f"fp32 check against PyTorch: max|Δ| = {check['max_abs_diff']:.1e}, atol {atol:g} "
-        f"({check['positions']} positions, lengths {check['sequence_lengths'][0]}.."
-        f"{check['sequence_lengths'][-1]})")
+        f"({check['entries']} {'texts' if task == 'text-classification' else 'positions'}, lengths "
+        f"{check['sequence_lengths'][0]}..{check['sequence_lengths'][-1]})")
     if not check["max_abs_diff"] <= atol:
         raise ExportError(f"fp32 graph differs from PyTorch by {check['max_abs_diff']:.2e} > atol "
                           f"{atol:g}; nothing was written")
     graphs: dict[str, Any] = {"fp32": {"file": FP32_FILE, "validation": check,
                                        "tensor_bytes": G.tensor_bytes(fused)}}
-    rows = masked_rows(tokenizer, SAMPLE_TEXTS)
-    ref_top = top_k_of(fp32_session, tokenizer, rows) if (quantize or fp16) else None
     if quantize == "int8":
         quantize_int8(stage / FP32_FILE, work / "q.onnx", **DEFAULT_INT8)
         qmodel = onnx.load(str(work / "q.onnx"))
         shared = share_int8_embeddings(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
-        assert ref_top is not None
-        agree = agreement(ref_top, top_k_of(_session(stage / INT8_FILE), tokenizer, rows))
-        log(f"int8 against fp32 at {agree['masks']} masks: top-1 agreement "
-            f"{agree['top1_agreement']:.3f}, top-5 overlap {agree['top5_overlap']:.3f}")
-        graphs["int8"] = {"file": INT8_FILE, "validation": agree, "settings": DEFAULT_INT8,
+        quality = compare_precisions(task, fp32_session, _session(stage / INT8_FILE), tokenizer, SAMPLE_TEXTS)
+        figure, default_bar = INT8_GATES[task]
+        bar = default_bar if int8_min is None else int8_min
+        quality["gate"] = {"figure": figure, "min": bar, "value": quality[figure]}
+        log(f"int8 against fp32: {_quality_line(quality)}; gate {figure} >= {bar:g}"
+            + (" (off)" if bar == 0 else ""))
+        if quality[figure] < bar:
+            raise ExportError(f"int8 {figure} {quality[figure]:.3f} is below the gate {bar:g} "
+                              "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
+        graphs["int8"] = {"file": INT8_FILE, "validation": quality, "settings": DEFAULT_INT8,
+                          "activation_scales": "dynamic-per-tensor",
                           "shared_embeddings": shared, "dedupe": dedupe,
                           "float_tensors": float_tensors(qmodel)}
     if fp16:
-        graphs["fp16"] = _fp16(fused, stage, rows, ref_top, tokenizer, log)
+        graphs["fp16"] = _fp16(task, fused, stage, fp32_session, tokenizer, log)
 
     shutil.copyfile(src.tokenizer_dir / SPIECE_NAME, stage / SPIECE_NAME)
+    labels = None
+    if task in ("text-classification", "token-classification"):
+        labels = [str(cfg.id2label[i]) for i in range(int(cfg.num_labels))]
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "task": {"name": task, "num_labels": None if labels is None else len(labels), "id2label": labels,
+                 "problem_type": cfg.problem_type if labels is not None else None},
         "source": {"model": src.name, "revision": src.revision, "commit": src.commit,
-                   "architecture": "AlbertForMaskedLM"},
+                   "architecture": src.architecture, "exported_as": type(src.model).__name__},
         "model": {"vocab_size": int(cfg.vocab_size), "max_position_embeddings": max_len,
                   "hidden_size": int(cfg.hidden_size), "embedding_size": int(cfg.embedding_size),
                   "num_hidden_layers": int(cfg.num_hidden_layers),
@@ -158,12 +180,17 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
                       "tokenizer_size": len(tokenizer)},
         "graphs": graphs,
         "graph_info": info,
-        "interface": {"inputs": [*G.INPUTS, "top_k"], "outputs": G.OUTPUTS},
         "tools": _versions(),
     }
 
 
-def _fp16(fused: Any, stage: Path, rows: list[list[int]], ref_top: Any, tokenizer: Tokenizer,
+def _quality_line(q: dict[str, Any]) -> str:
+    keys = [k for k in ("top1_agreement", "top5_overlap", "top_label_agreement", "cls_cosine",
+                        "mean_pool_cosine") if k in q]
+    return ", ".join(f"{k.replace('_', ' ')} {q[k]:.3f}" for k in keys)
+
+
+def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Tokenizer,
           log: Callable[[str], None]) -> dict[str, Any]:
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -173,10 +200,9 @@ def _fp16(fused: Any, stage: Path, rows: list[list[int]], ref_top: Any, tokenize
     onnx.save(model.model, str(stage / FP16_FILE))
     entry: dict[str, Any] = {"file": FP16_FILE, "tensor_bytes": G.tensor_bytes(model.model)}
     try:
-        agree = agreement(ref_top, top_k_of(_session(stage / FP16_FILE), tokenizer, rows))
-        entry["validation_cpu"] = agree
-        log(f"fp16 (CPU run) against fp32: top-1 agreement {agree['top1_agreement']:.3f}, "
-            f"top-5 overlap {agree['top5_overlap']:.3f}")
+        quality = compare_precisions(task, fp32_session, _session(stage / FP16_FILE), tokenizer, SAMPLE_TEXTS)
+        entry["validation_cpu"] = quality
+        log(f"fp16 (CPU run) against fp32: {_quality_line(quality)}")
     except Exception as exc:  # some fp16 kernels exist only on CUDA
         entry["validation_cpu"] = f"not runnable on the CPU provider: {str(exc).splitlines()[0][:200]}"
         log(f"fp16 graph written; ONNX Runtime cannot run it on the CPU ({entry['validation_cpu']})")

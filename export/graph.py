@@ -1,13 +1,13 @@
-"""PyTorch ALBERT MLM -> one optimized ONNX graph that returns the top-k at the masks.
+"""A task's torch head -> one optimized ONNX graph (trace, fuse, de-duplicate: head-agnostic).
 
-Graph interface (the runtime's contract, see runtime/fill_mask.py):
-  inputs  input_ids, attention_mask, token_type_ids  int64 [batch, seq]
-          mask_positions  int64 [masks]   flat indices b * seq + s of the positions to predict
-          top_k           int64 [1]
-  outputs top_probs float [masks, k]  softmax probabilities, best first
-          top_ids   int64 [masks, k]
-          logits    float [masks, vocab]  the MLM logits at those positions
-Passing every position as ``mask_positions`` gives the full logits.
+The graph interface is the runtime's table ``albert_onnx.engine.io.GRAPH_IO``: every graph
+takes ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64 ``[batch, seq]``); the
+fill-mask graph also ``mask_positions`` (int64 ``[masks]``, flat ``b * seq + s``) and
+``top_k`` (int64 ``[1]``), and returns ``top_probs``/``top_ids`` ``[masks, k]`` and the
+``logits`` ``[masks, vocab]`` at those positions (every position gives the full logits).
+Text classification returns ``logits`` ``[batch, labels]``, token classification
+``logits`` ``[batch, seq, labels]``, feature extraction ``last_hidden_state``
+``[batch, seq, hidden]``.
 """
 
 from __future__ import annotations
@@ -17,36 +17,30 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-INPUTS = ["input_ids", "attention_mask", "token_type_ids", "mask_positions"]
-OUTPUTS = ["top_probs", "top_ids", "logits"]
+from albert_onnx.engine.io import ENCODER_INPUTS, FILL_MASK, GRAPH_IO, POSITION, TEXT, TOKEN
+
+from .heads import Head
+
+_AXES = {POSITION: {0: "masks"}, TEXT: {0: "batch"}, TOKEN: {0: "batch", 1: "sequence"}}
 
 
-def export_raw(model: Any, path: Path, opset: int) -> None:
-    """Trace the MLM with the head applied only at ``mask_positions``."""
+def export_raw(head: Head, vocab_size: int, path: Path, opset: int) -> None:
+    """Trace ``head`` with dynamic batch and sequence axes."""
     import torch
 
-    class MaskedHead(torch.nn.Module):
-        def __init__(self, mlm: Any) -> None:
-            super().__init__()
-            self.mlm = mlm
-
-        def forward(self, input_ids, attention_mask, token_type_ids, mask_positions):  # type: ignore[no-untyped-def]
-            hidden = self.mlm.albert(input_ids=input_ids, attention_mask=attention_mask,
-                                     token_type_ids=token_type_ids).last_hidden_state
-            hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, mask_positions)
-            return self.mlm.predictions(hidden)
-
-    ids = torch.randint(5, min(int(model.config.vocab_size), 100), (2, 11))
-    args = (ids, torch.ones_like(ids), torch.zeros_like(ids), torch.tensor([3, 15]))
+    ids = torch.randint(5, min(vocab_size, 100), (2, 11))
+    args = (ids, torch.ones_like(ids), torch.zeros_like(ids), *head.example_extra)
     seq_axes = {0: "batch", 1: "sequence"}
+    inputs = [*ENCODER_INPUTS] + (["mask_positions"] if head.task == FILL_MASK else [])
+    axes = {name: seq_axes for name in ENCODER_INPUTS}
+    if head.task == FILL_MASK:
+        axes["mask_positions"] = {0: "masks"}
+    axes[head.output] = _AXES[GRAPH_IO[head.task].outputs[head.output]]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            MaskedHead(model).eval(), args, str(path), input_names=INPUTS, output_names=["logits"],
-            dynamic_axes={"input_ids": seq_axes, "attention_mask": seq_axes,
-                          "token_type_ids": seq_axes, "mask_positions": {0: "masks"},
-                          "logits": {0: "masks"}},
-            opset_version=opset, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(head.module.eval(), args, str(path), input_names=inputs,
+                          output_names=[head.output], dynamic_axes=axes, opset_version=opset,
+                          do_constant_folding=True, dynamo=False)
 
 
 def prepare_for_fusion(model: Any) -> None:
@@ -153,23 +147,24 @@ def fused_counts(stats: dict[str, int]) -> dict[str, int]:
     return {k: int(v) for k, v in stats.items() if v}
 
 
-def build_graph(model: Any, workdir: Path, opset: int, log: Any) -> tuple[Any, dict[str, Any]]:
+def build_graph(head: Head, config: Any, workdir: Path, opset: int, log: Any) -> tuple[Any, dict[str, Any]]:
     """Export, fuse and deduplicate; return the ONNX ModelProto and what was done."""
     import onnx
 
     raw = workdir / "raw.onnx"
-    export_raw(model, raw, opset)
+    export_raw(head, int(config.vocab_size), raw, opset)
     proto = onnx.load(str(raw))
     prepare_for_fusion(proto)
-    add_top_k(proto)
+    if head.task == FILL_MASK:
+        add_top_k(proto)
     prepared = workdir / "prepared.onnx"
     onnx.save(proto, str(prepared))
-    fused, stats = optimize(prepared, model.config)
+    fused, stats = optimize(prepared, config)
     if not any(o.domain == "com.microsoft" for o in fused.opset_import):
         fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     dedupe = dedupe_initializers(fused)
     counts = fused_counts(stats)
-    layers = int(model.config.num_hidden_layers)
+    layers = int(config.num_hidden_layers)
     log(f"fusions: {counts} ({counts.get('Attention', 0)}/{layers} attention layers fused)")
     return fused, {"fusions": counts, "dedupe": dedupe, "opset": opset}
 

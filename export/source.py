@@ -1,4 +1,4 @@
-"""Load an ALBERT MLM and its tokenizer files from a local folder or the Hugging Face hub."""
+"""Load an ALBERT checkpoint for a task, and its tokenizer files, from a folder or the hub."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from albert_onnx.cli import DEFAULT_SOURCE
+from albert_onnx.artifact import DEFAULT_SOURCE
 from albert_onnx.errors import AlbertOnnxError
 
 __all__ = ["DEFAULT_SOURCE", "ExportError", "Source", "load_source"]
@@ -24,15 +24,20 @@ class Source:
     name: str
     revision: str | None  # as asked for (branch, tag or commit), None for the default
     commit: str | None  # the hub commit it resolved to; None for a local folder
-    model: Any  # transformers.AlbertForMaskedLM
+    model: Any  # the transformers model class of ``task``
     tokenizer_dir: Path
+    task: str
+    architecture: str | None  # config.architectures[0], as the checkpoint names itself
 
 
-def load_source(source: str, workdir: Path, revision: str | None = None) -> Source:
-    """Load ``AlbertForMaskedLM`` (safetensors, or torch weights with ``weights_only``) and
-    gather its tokenizer files into ``workdir``."""
+def load_source(source: str, workdir: Path, revision: str | None = None, task: str = "auto") -> Source:
+    """Load the model class of ``task`` (``auto``: from the checkpoint's architecture;
+    safetensors, or torch weights with ``weights_only``) and gather its tokenizer files into
+    ``workdir``."""
     import torch
-    from transformers import AlbertConfig, AlbertForMaskedLM
+    from transformers import AlbertConfig
+
+    from .heads import model_class, resolve_task
 
     local = Path(source)
     is_local = local.is_dir()
@@ -49,10 +54,12 @@ def load_source(source: str, workdir: Path, revision: str | None = None) -> Sour
                           + ("" if is_local else " (offline? pass a local model folder)")) from None
     if config.model_type != "albert":
         raise ExportError(f"{source!r} is a {config.model_type!r} model; only ALBERT is supported")
+    task = resolve_task(task, config.architectures, source)
+    cls = model_class(task)
     try:
-        model = AlbertForMaskedLM.from_pretrained(source, dtype=torch.float32, **hub_kwargs)
+        model = cls.from_pretrained(source, dtype=torch.float32, **hub_kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"cannot load AlbertForMaskedLM weights from {source!r}: "
+        raise ExportError(f"cannot load {cls.__name__} weights from {source!r}: "
                           f"{str(exc).splitlines()[0][:300]}") from None
     model.eval()
     tok_dir = workdir / "tokenizer"
@@ -66,7 +73,8 @@ def load_source(source: str, workdir: Path, revision: str | None = None) -> Sour
     if not (tok_dir / "spiece.model").is_file():
         raise ExportError(f"{source!r} has no spiece.model; the runtime needs the SentencePiece model")
     commit = getattr(config, "_commit_hash", None) if not is_local else None
-    return Source(source, revision, commit, model, tok_dir)
+    arch = config.architectures[0] if config.architectures else None
+    return Source(source, revision, commit, model, tok_dir, task, arch)
 
 
 def _download(repo: str, name: str, revision: str | None, dest: Path) -> None:

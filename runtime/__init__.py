@@ -1,9 +1,19 @@
-"""albert_onnx: fill masks with ALBERT from an ONNX artifact, with only NumPy and ONNX Runtime."""
+"""albert_onnx: run ALBERT (fill-mask, classification, tagging, embeddings) from an ONNX
+artifact, with only NumPy and ONNX Runtime."""
 
 from .errors import AlbertOnnxError, ArtifactError, InputError, ProviderError
-from .fill_mask import Candidate, FillMask
-from .tokenizer import Tokenizer
+from .tasks import (
+    Candidate,
+    FeatureExtractor,
+    FillMask,
+    Predictor,
+    TextClassifier,
+    TokenClassifier,
+    pipeline,
+)
+from .tokenizer import Encoding, Tokenizer
 
-__version__ = "0.1.0"
-__all__ = ["AlbertOnnxError", "ArtifactError", "Candidate", "FillMask", "InputError",
-           "ProviderError", "Tokenizer", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["AlbertOnnxError", "ArtifactError", "Candidate", "Encoding", "FeatureExtractor", "FillMask",
+           "InputError", "Predictor", "ProviderError", "TextClassifier", "TokenClassifier", "Tokenizer",
+           "__version__", "pipeline"]

@@ -7,15 +7,59 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import ArtifactError
 
+# The model an export starts from when none is named: the Japanese ALBERT of the model card.
+DEFAULT_SOURCE = "ken11/albert-base-japanese-v1"
 MANIFEST_NAME = "manifest.json"
 SPIECE_NAME = "spiece.model"
 FORMAT_NAME = "albert-onnx-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: fill-mask only, no "task" section
 PRECISIONS = ("fp32", "int8", "fp16")
+
+
+class TaskInfo(TypedDict):
+    """What the graph's head is: the task, and for classification heads their labels."""
+
+    name: str
+    num_labels: int | None
+    id2label: list[str] | None
+    problem_type: str | None
+
+
+class ModelInfo(TypedDict):
+    vocab_size: int
+    max_position_embeddings: int
+    hidden_size: int
+    embedding_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+
+
+class GraphEntry(TypedDict, total=False):
+    file: str  # always present; the rest is the export's record
+    validation: dict[str, Any]
+    activation_scales: str  # "dynamic-per-tensor" for ONNX Runtime's dynamic int8
+
+
+class Manifest(TypedDict, total=False):
+    """``manifest.json``: written by ``albert-onnx export``, read here."""
+
+    format: str
+    format_version: int
+    task: TaskInfo
+    source: dict[str, Any]
+    model: ModelInfo
+    tokenizer: dict[str, Any]
+    graphs: dict[str, GraphEntry]
+    files: dict[str, dict[str, Any]]
+    graph_info: dict[str, Any]
+    tools: dict[str, str | None]
 
 
 def sha256_file(path: Path) -> str:
@@ -31,7 +75,7 @@ class Artifact:
     """A verified artifact folder: its manifest and the paths of its files."""
 
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def precisions(self) -> list[str]:
@@ -61,6 +105,10 @@ class Artifact:
     def max_length(self) -> int:
         return int(self.manifest["model"]["max_position_embeddings"])
 
+    @property
+    def task(self) -> TaskInfo:
+        return self.manifest["task"]
+
 
 def load_artifact(folder: str | Path, *, verify: bool = True) -> Artifact:
     """Read an artifact's manifest, check that every file it lists is there and, with
@@ -80,10 +128,12 @@ def load_artifact(folder: str | Path, *, verify: bool = True) -> Artifact:
         raise ArtifactError(f"{path}: not an albert-onnx manifest (format is "
                             f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArtifactError(f"{path}: artifact format version {version!r}, but this albert-onnx "
-                            f"reads version {FORMAT_VERSION}; re-export the model with this version")
-    for key in ("files", "graphs", "model", "tokenizer"):
+                            f"reads versions {list(READABLE_VERSIONS)}; re-export the model with this version")
+    if version == 1:
+        manifest["task"] = {"name": "fill-mask", "num_labels": None, "id2label": None, "problem_type": None}
+    for key in ("files", "graphs", "model", "tokenizer", "task"):
         if not isinstance(manifest.get(key), dict):
             raise ArtifactError(f"{path}: manifest has no {key!r} section")
     root = folder.resolve()
@@ -96,9 +146,23 @@ def load_artifact(folder: str | Path, *, verify: bool = True) -> Artifact:
     for precision, graph in manifest["graphs"].items():
         if graph.get("file") not in manifest["files"]:
             raise ArtifactError(f"{path}: graph {precision!r} names a file the manifest does not list")
+    _check_task(manifest["task"], path)
     if SPIECE_NAME not in manifest["files"]:
         raise ArtifactError(f"{path}: manifest does not list {SPIECE_NAME}")
-    artifact = Artifact(folder, manifest)
+    artifact = Artifact(folder, manifest)  # type: ignore[arg-type]
     if verify:
         artifact.verify()
     return artifact
+
+
+def _check_task(task: dict[str, Any], path: Path) -> None:
+    from .engine.io import TASKS
+
+    if task.get("name") not in TASKS:
+        raise ArtifactError(f"{path}: unknown task {task.get('name')!r}; this albert-onnx serves {list(TASKS)}")
+    labels = task.get("id2label")
+    if task["name"] in ("text-classification", "token-classification"):
+        if not isinstance(labels, list) or not labels or len(labels) != task.get("num_labels") \
+                or not all(isinstance(x, str) for x in labels):
+            raise ArtifactError(f"{path}: task {task['name']!r} needs id2label, a list of "
+                                f"num_labels label strings; found {labels!r}")

@@ -206,6 +206,6 @@ def test_hub_id_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.Monke
     out = export_model(repo, tmp_path / "hub", revision="v1", log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == {"model": repo, "revision": "v1", "commit": "0123abcd",
-                                  "architecture": "AlbertForMaskedLM"}
+                                  "architecture": "AlbertForMaskedLM", "exported_as": "AlbertForMaskedLM"}
     assert ("spiece.model", "v1") in asked
     assert FillMask(out)("吾輩は[MASK]", top_k=1)

@@ -107,7 +107,7 @@ def test_cuda_unavailable_is_a_clear_error(tiny_artifact: Path) -> None:
 
 def test_provider_that_does_not_attach(tiny_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If ORT lists CUDA but the session falls back to the CPU, we say so instead of running."""
-    from albert_onnx import session
+    from albert_onnx.engine import session
 
     monkeypatch.setattr(session.ort, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])

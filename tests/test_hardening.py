@@ -188,7 +188,7 @@ def test_runtime_unpickles_nothing(tiny_artifact: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     assert FillMask(tiny_artifact)("吾輩は[MASK]", top_k=1)
-    src = "".join(p.read_text() for p in (Path(__file__).parents[1] / "runtime").glob("*.py"))
+    src = "".join(p.read_text() for p in (Path(__file__).parents[1] / "runtime").rglob("*.py"))
     assert "pickle" not in src and "allow_pickle" not in src
 
 

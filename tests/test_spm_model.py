@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from albert_onnx import ArtifactError
-from albert_onnx.spm_model import CONTROL, load_spm_model, parse_spm_model
+from albert_onnx.tokenizer.spm_model import CONTROL, load_spm_model, parse_spm_model
 
 
 def test_fields_match_sentencepiece(spm_albert: Path) -> None:

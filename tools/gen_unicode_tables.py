@@ -1,4 +1,4 @@
-"""Generate runtime/_unicode_data.py: the Unicode facts the runtime tokenizer needs that
+"""Generate runtime/tokenizer/_unicode_data.py: the Unicode facts the runtime tokenizer needs that
 Python's standard library lacks or knows differently from the Rust `tokenizers` library.
 
 * Grapheme-cluster-break properties (UAX #29), from the `regex` module, so the runtime can
@@ -101,7 +101,8 @@ def render(tables: dict[str, object]) -> str:
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[1] / "runtime" / "_unicode_data.py"
+    shipped = Path(__file__).parents[1] / "runtime" / "tokenizer" / "_unicode_data.py"
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else shipped
     out.write_text(render(build_tables()), encoding="utf-8")
     print(f"wrote {out}")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._protobuf import ProtoReader
 from .errors import ArtifactError
-from .spm_model import _Reader
 
 # ModelProto.graph = 7; GraphProto.initializer = 5, sparse_initializer = 15;
 # TensorProto.external_data = 13 (StringStringEntryProto: key = 1, value = 2), data_location = 14.
@@ -18,17 +18,17 @@ def external_data_locations(path: Path) -> list[str]:
     src = str(path)
     out: list[str] = []
     kind = "ONNX file"
-    for num, wt, span in _Reader(data, src, kind=kind).fields():
+    for num, wt, span in ProtoReader(data, src, kind=kind).fields():
         if num != _GRAPH or wt != 2:
             continue
-        for gnum, gwt, gspan in _Reader(data, src, span[0], span[1], kind).fields():
+        for gnum, gwt, gspan in ProtoReader(data, src, span[0], span[1], kind).fields():
             if gwt != 2 or gnum not in (_INITIALIZER, _SPARSE):
                 continue
-            for tnum, twt, tspan in _Reader(data, src, gspan[0], gspan[1], kind).fields():
+            for tnum, twt, tspan in ProtoReader(data, src, gspan[0], gspan[1], kind).fields():
                 if tnum != _EXTERNAL_DATA or twt != 2:
                     continue
                 entry = {}
-                for enum, ewt, espan in _Reader(data, src, tspan[0], tspan[1], kind).fields():
+                for enum, ewt, espan in ProtoReader(data, src, tspan[0], tspan[1], kind).fields():
                     if ewt == 2:
                         entry[enum] = data[espan[0] : espan[1]].decode("utf-8", "replace")
                 if entry.get(1) == "location":

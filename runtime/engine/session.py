@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from .errors import ArtifactError, InputError, ProviderError
+from ..errors import ArtifactError, InputError, ProviderError
 
 PROVIDER_NAMES = ("cpu", "cuda", "auto")
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}

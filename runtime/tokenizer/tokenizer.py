@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import MANIFEST_NAME, SPIECE_NAME, Artifact, load_artifact
-from .errors import ArtifactError, InputError
-from .normalizer import Normalizer, PrecompiledCharsmap
+from ..artifact import MANIFEST_NAME, SPIECE_NAME, Artifact, load_artifact
+from ..errors import ArtifactError, InputError
+from .config import AddedToken, TokenizerConfig, config_from_hf_folder
+from .encoding import Encoding
+from .normalizer import Normalizer, PrecompiledCharsmap, Span, normalize_aligned
 from .spm_model import SpmModel, load_spm_model
-from .tokenizer_config import AddedToken, TokenizerConfig, config_from_hf_folder
 from .unigram import Unigram
 
 _SPACE = "\u2581"
@@ -129,11 +130,12 @@ class Tokenizer:
         """Size of the SentencePiece vocabulary (without added tokens), as HF reports it."""
         return len(self.spm.pieces)
 
-    def _split_special(self, text: str) -> list[tuple[str, AddedToken | None]]:
-        """Cut added tokens out of the raw text, leftmost-longest, honouring lstrip/rstrip."""
+    def _split_special(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
+        """Cut added tokens out of the raw text, leftmost-longest, honouring lstrip/rstrip:
+        ``(start, end, token or None)`` spans covering the text in order."""
         if self._split_re is None:
-            return [(text, None)] if text else []
-        out: list[tuple[str, AddedToken | None]] = []
+            return [(0, len(text), None)] if text else []
+        out: list[tuple[int, int, AddedToken | None]] = []
         last = 0
         for m in self._split_re.finditer(text):
             tok = self._added[m.group()]
@@ -145,14 +147,15 @@ class Tokenizer:
                 while end < len(text) and text[end] in _WHITE_SPACE:
                     end += 1
             if start > last:
-                out.append((text[last:start], None))
-            out.append((text[start:end], tok))  # the span, stripped whitespace included
+                out.append((last, start, None))
+            out.append((start, end, tok))  # the span, stripped whitespace included
             last = end
         if last < len(text):
-            out.append((text[last:], None))
+            out.append((last, len(text), None))
         return out
 
-    def _encode_pieces(self, text: str) -> list[tuple[str, int]]:
+    @staticmethod
+    def _check_text(text: str) -> None:
         if not isinstance(text, str):
             raise InputError(f"text must be a str, not {type(text).__name__}")
         try:
@@ -160,27 +163,58 @@ class Tokenizer:
         except UnicodeEncodeError as exc:
             raise InputError(f"text has a lone surrogate {text[exc.start]!r} at position "
                              f"{exc.start}; text must be valid Unicode") from None
+
+    def _words(self, norm: str, after_mask: bool) -> list[str]:
+        """Metaspace: spaces become ``▁``, a ``▁`` in front (not after a mask with the fix),
+        split before each ``▁``."""
+        norm = norm.replace(" ", _SPACE)
+        if norm[0] != _SPACE and not (after_mask and self.mask_fix):
+            norm = _SPACE + norm
+        if _SPACE not in norm[1:]:
+            return [norm]
+        return [w for w in _SPLIT_WORDS.split(norm) if w]
+
+    def _encode_pieces(self, text: str) -> list[tuple[str, int]]:
+        self._check_text(text)
         out: list[tuple[str, int]] = []
         after_mask = False
         encode_word = self._unigram.encode
-        for segment, tok in self._split_special(text):
+        for start, end, tok in self._split_special(text):
             if tok is not None:
-                out.append((segment, tok.id))
+                out.append((text[start:end], tok.id))
                 after_mask = tok.content == self.mask_token
                 continue
-            norm = self._normalize(segment)
+            norm = self._normalize(text[start:end])
             if not norm:
                 continue
-            norm = norm.replace(" ", _SPACE)
-            if norm[0] != _SPACE and not (after_mask and self.mask_fix):
-                norm = _SPACE + norm
+            for word in self._words(norm, after_mask):
+                out.extend(encode_word(word))
             after_mask = False
-            if _SPACE in norm[1:]:
-                for word in _SPLIT_WORDS.split(norm):
-                    if word:
-                        out.extend(encode_word(word))
-            else:
-                out.extend(encode_word(norm))
+        return out
+
+    def _encode_spans(self, text: str) -> list[tuple[str, int, Span]]:
+        """Like ``_encode_pieces``, with each token's span of characters in ``text``."""
+        self._check_text(text)
+        out: list[tuple[str, int, Span]] = []
+        after_mask = False
+        encode_word = self._unigram.encode
+        for start, end, tok in self._split_special(text):
+            if tok is not None:
+                out.append((text[start:end], tok.id, (start, end)))
+                after_mask = tok.content == self.mask_token
+                continue
+            norm, align = normalize_aligned(self._normalize, text[start:end])
+            if not norm:
+                continue
+            if norm[0] != " " and not (after_mask and self.mask_fix):
+                align = [align[0], *align]  # the prepended ▁ shares the first character's span
+            at = 0
+            for word in self._words(norm, after_mask):
+                for piece, piece_id in encode_word(word):
+                    first, last = align[at], align[at + len(piece) - 1]
+                    out.append((piece, piece_id, (start + first[0], start + last[1])))
+                    at += len(piece)
+            after_mask = False
         return out
 
     def tokenize(self, text: str) -> list[str]:
@@ -207,6 +241,45 @@ class Tokenizer:
             ids = [self.cls_token_id, *ids, self.sep_token_id]
         return ids
 
+    def encode_with_offsets(self, text: str, text_pair: str | None = None,
+                            add_special_tokens: bool = True) -> Encoding:
+        """Ids, type ids, character offsets and attention mask of a text or a pair, as
+        ``AlbertTokenizerFast(text, text_pair, return_offsets_mapping=True)`` gives them
+        (``[CLS] A [SEP] B [SEP]``; special tokens get the offsets ``(0, 0)``)."""
+        first = self._encode_spans(text)
+        second = None if text_pair is None else self._encode_spans(text_pair)
+        tokens: list[str] = []
+        ids: list[int] = []
+        offsets: list[Span] = []
+        type_ids: list[int] = []
+        special: list[int] = []
+
+        def add(part: list[tuple[str, int, Span]], type_id: int) -> None:
+            for piece, piece_id, span in part:
+                tokens.append(piece)
+                ids.append(piece_id)
+                offsets.append(span)
+                type_ids.append(type_id)
+                special.append(0)
+            if add_special_tokens:
+                tokens.append(self._id_to_token[self.sep_token_id])
+                ids.append(self.sep_token_id)
+                offsets.append((0, 0))
+                type_ids.append(type_id)
+                special.append(1)
+
+        if add_special_tokens:
+            tokens.append(self._id_to_token[self.cls_token_id])
+            ids.append(self.cls_token_id)
+            offsets.append((0, 0))
+            type_ids.append(0)
+            special.append(1)
+        add(first, 0)
+        if second is not None:
+            add(second, 1)
+        return Encoding(ids=ids, type_ids=type_ids, offsets=offsets, attention_mask=[1] * len(ids),
+                        tokens=tokens, special_tokens_mask=special)
+
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
                      truncation: bool = False, pad_to: int | None = None) -> dict[str, np.ndarray]:
         """Encode texts to padded int64 arrays ``input_ids``, ``attention_mask``, ``token_type_ids``.
@@ -220,8 +293,9 @@ class Tokenizer:
 
     __call__ = encode_batch
 
-    def pad(self, rows: Sequence[Sequence[int]], pad_to: int | None = None) -> dict[str, np.ndarray]:
-        """Stack id lists into padded arrays (right padding with the pad id)."""
+    def pad(self, rows: Sequence[Sequence[int]], pad_to: int | None = None,
+            type_ids: Sequence[Sequence[int]] | None = None) -> dict[str, np.ndarray]:
+        """Stack id lists (and their type ids, zeros by default) into right-padded arrays."""
         width = max((len(r) for r in rows), default=0)
         if pad_to is not None:
             if pad_to < width:
@@ -229,11 +303,13 @@ class Tokenizer:
             width = pad_to
         ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
-        return {"input_ids": ids, "attention_mask": mask,
-                "token_type_ids": np.zeros_like(ids)}
+            if type_ids is not None:
+                types[i, : len(r)] = type_ids[i]
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     # ------------------------------------------------------------------ decoding
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
@@ -254,13 +330,18 @@ class Tokenizer:
             raise InputError(f"token id {i} is outside the vocabulary (valid: 0..{len(self) - 1})")
         return i
 
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Join token strings as the fast tokenizer's Metaspace decoder does: ``▁`` becomes a
+        space, and the first token loses its ``▁``."""
+        if not tokens:
+            return ""
+        return tokens[0].replace(_SPACE, "") + "".join(tokens[1:]).replace(_SPACE, " ")
+
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Text of ids, as ``AlbertTokenizerFast.decode`` gives it."""
         tokens = [self._id_to_token[self._check_id(i)] for i in ids
                   if not (skip_special_tokens and int(i) in self._special_ids)]
-        if not tokens:
-            return ""
-        text = tokens[0].replace(_SPACE, "") + "".join(tokens[1:]).replace(_SPACE, " ")
+        text = self.convert_tokens_to_string(tokens)
         if self.config.clean_up_tokenization_spaces:
             for a, b in _CLEANUP:
                 text = text.replace(a, b)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .errors import ArtifactError
+from .._protobuf import ProtoReader
+from ..errors import ArtifactError
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -37,74 +36,11 @@ class SpmModel:
     precompiled_charsmap: bytes = field(default=b"", repr=False)
 
 
-class _Reader:
-    """Protobuf wire-format fields of ``buf[start:end]``; errors name ``source`` as a ``kind``."""
-
-    __slots__ = ("buf", "pos", "end", "source", "kind")
-
-    def __init__(self, buf: bytes, source: str, start: int = 0, end: int | None = None,
-                 kind: str = "SentencePiece model") -> None:
-        self.buf = buf
-        self.pos = start
-        self.end = len(buf) if end is None else end
-        self.source = source
-        self.kind = kind
-
-    def fail(self, what: str) -> ArtifactError:
-        return ArtifactError(f"{self.source}: not a valid {self.kind} ({what} at byte {self.pos})")
-
-    def varint(self) -> int:
-        result = shift = 0
-        buf = self.buf
-        while True:
-            if self.pos >= self.end:
-                raise self.fail("truncated varint")
-            b = buf[self.pos]
-            self.pos += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift > 63:
-                raise self.fail("varint longer than 10 bytes")
-
-    def fields(self) -> Iterator[tuple[int, int, Any]]:
-        """Yield (field_number, wire_type, value): an int (varint), bytes (fixed width) or
-        the (start, end) span of a length-delimited field."""
-        while self.pos < self.end:
-            key = self.varint()
-            num, wt = key >> 3, key & 7
-            if num == 0:
-                raise self.fail("field number 0")
-            if wt == 0:
-                yield num, wt, self.varint()
-            elif wt == 1:
-                yield num, wt, self._fixed(8)
-            elif wt == 5:
-                yield num, wt, self._fixed(4)
-            elif wt == 2:
-                n = self.varint()
-                start = self.pos
-                if start + n > self.end:
-                    raise self.fail("length-delimited field runs past its end")
-                self.pos = start + n
-                yield num, wt, (start, start + n)
-            else:
-                raise self.fail(f"unsupported wire type {wt}")
-
-    def _fixed(self, n: int) -> bytes:
-        if self.pos + n > self.end:
-            raise self.fail("truncated fixed-width field")
-        value = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return value
-
-
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _text(r: _Reader, span: tuple[int, int]) -> str:
+def _text(r: ProtoReader, span: tuple[int, int]) -> str:
     try:
         return r.buf[span[0] : span[1]].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -113,12 +49,12 @@ def _text(r: _Reader, span: tuple[int, int]) -> str:
 
 def parse_spm_model(data: bytes, source: str = "<bytes>") -> SpmModel:
     """Parse the bytes of a SentencePiece ``ModelProto``."""
-    r = _Reader(data, source)
+    r = ProtoReader(data, source, kind="SentencePiece model")
     model = SpmModel(pieces=[])
     for num, wt, val in r.fields():
         if wt != 2:
             continue
-        sub = _Reader(data, source, *val)
+        sub = ProtoReader(data, source, val[0], val[1], kind="SentencePiece model")
         if num == 1:
             model.pieces.append(_parse_piece(sub))
         elif num == 2:
@@ -133,7 +69,7 @@ def parse_spm_model(data: bytes, source: str = "<bytes>") -> SpmModel:
     return model
 
 
-def _parse_piece(r: _Reader) -> Piece:
+def _parse_piece(r: ProtoReader) -> Piece:
     piece, score, ptype = None, 0.0, NORMAL
     for num, wt, val in r.fields():
         if num == 1 and wt == 2:
@@ -147,7 +83,7 @@ def _parse_piece(r: _Reader) -> Piece:
     return Piece(piece, score, ptype)
 
 
-def _parse_trainer(r: _Reader, model: SpmModel) -> None:
+def _parse_trainer(r: ProtoReader, model: SpmModel) -> None:
     for num, wt, val in r.fields():
         if wt != 0:
             continue
@@ -165,7 +101,7 @@ def _parse_trainer(r: _Reader, model: SpmModel) -> None:
             model.pad_id = _signed(val)
 
 
-def _parse_normalizer(r: _Reader, model: SpmModel) -> None:
+def _parse_normalizer(r: ProtoReader, model: SpmModel) -> None:
     for num, wt, val in r.fields():
         if num == 2 and wt == 2:
             model.precompiled_charsmap = r.buf[val[0] : val[1]]

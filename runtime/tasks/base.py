@@ -1,0 +1,79 @@
+"""What every task shares: the options, the encoder core, and the checks on input texts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import onnxruntime as ort
+
+from ..engine import Encoder
+from ..errors import InputError
+from ..tokenizer import Tokenizer
+
+
+class Predictor:
+    """Base of the task heads: loads an artifact of the head's task on an :class:`Encoder`.
+
+    Args:
+        artifact_dir: folder written by ``albert-onnx export``.
+        precision: ``"fp32"``, ``"int8"`` (export with ``--quantize int8``) or ``"fp16"``.
+        provider: ``"cpu"``, ``"cuda"`` (error if unavailable) or ``"auto"`` (CUDA if
+            available, else the CPU, logged and kept in ``fallback_note``).
+        threads: ONNX Runtime intra-op threads, ``None`` for its default.
+        max_batch_size: the most texts run together; lists are split by length into batches.
+        verify: check the SHA-256 of the files this precision uses before loading.
+        mask_fix: tokenize without the stray ``▁`` after ``[MASK]`` (recommended).
+        io_binding: run through ONNX Runtime I/O binding, fetching only what the head needs
+            (default: on for CUDA, off for the CPU, where it gains nothing).
+    """
+
+    task: ClassVar[str]
+
+    def __init__(self, artifact_dir: str | Path, precision: str = "fp32", provider: str = "cpu",
+                 threads: int | None = None, *, max_batch_size: int = 32, verify: bool = True,
+                 mask_fix: bool = True, io_binding: bool | None = None) -> None:
+        self.encoder = Encoder(artifact_dir, precision, provider, threads, max_batch_size=max_batch_size,
+                               verify=verify, mask_fix=mask_fix, io_binding=io_binding, task=self.task)
+
+    # the encoder's state, read-only, under the names FillMask has always had
+    tokenizer: Tokenizer = property(lambda self: self.encoder.tokenizer)  # type: ignore[assignment]
+    session: ort.InferenceSession = property(lambda self: self.encoder.session)  # type: ignore[assignment]
+    precision: str = property(lambda self: self.encoder.precision)  # type: ignore[assignment]
+    provider: str = property(lambda self: self.encoder.provider)  # type: ignore[assignment]
+    fallback_note: str | None = property(lambda self: self.encoder.fallback_note)  # type: ignore[assignment]
+    io_binding: bool = property(lambda self: self.encoder.io_binding)  # type: ignore[assignment]
+    max_length: int = property(lambda self: self.encoder.max_length)  # type: ignore[assignment]
+    max_batch_size: int = property(lambda self: self.encoder.max_batch_size)  # type: ignore[assignment]
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers attached to the session."""
+        return self.encoder.providers
+
+    @property
+    def manifest(self) -> Any:
+        return self.encoder.artifact.manifest
+
+
+def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:
+    """``(name for errors, text)`` pairs, after checking that ``texts`` is a non-empty list of
+    non-empty str."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise InputError(f"texts must be a str or a list of str, not {type(texts).__name__}")
+    if not texts:
+        raise InputError("no texts given")
+    out = []
+    for n, text in enumerate(texts):
+        where = f"text {n}" if len(texts) > 1 else "text"
+        if not isinstance(text, str):
+            raise InputError(f"{where} must be a str, not {type(text).__name__}")
+        if not text.strip():
+            raise InputError(f"{where} is empty")
+        out.append((where, text))
+    return out
+
+
+def as_list(inputs: str | Sequence[str]) -> Sequence[str]:
+    return [inputs] if isinstance(inputs, str) else inputs

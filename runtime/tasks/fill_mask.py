@@ -1,0 +1,118 @@
+"""Fill ``[MASK]`` tokens: the masked-LM head on the encoder core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+
+from ..engine.io import FILL_MASK
+from ..errors import InputError
+from .base import Predictor, as_list, named_texts
+
+
+class Candidate(TypedDict):
+    """One prediction for one mask, as the transformers fill-mask pipeline gives it."""
+
+    score: float
+    token: int
+    token_str: str
+    sequence: str
+
+
+class FillMask(Predictor):
+    """Fill-mask predictor over an exported artifact, needing only NumPy and ONNX Runtime.
+
+    Takes the options of :class:`~albert_onnx.tasks.base.Predictor` (precision, provider,
+    threads, max_batch_size, verify, mask_fix, io_binding).
+    """
+
+    task = FILL_MASK
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tok = self.tokenizer
+        self.vocab_size = int(self.manifest["model"]["vocab_size"])
+        self._special = {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id}
+
+    # ------------------------------------------------------------------ public calls
+    def __call__(self, inputs: str | Sequence[str], top_k: int = 5) -> Any:
+        """Predict masks, nested like the transformers fill-mask pipeline.
+
+        A text with one mask gives a list of ``top_k`` candidates; a text with several masks
+        a list (one per mask, in order) of such lists. A list of texts gives a list with one
+        such entry per text.
+        """
+        results = self.fill(as_list(inputs), top_k=top_k)
+        shaped = [r[0] if len(r) == 1 else r for r in results]
+        return shaped[0] if isinstance(inputs, str) else shaped
+
+    def fill(self, texts: Sequence[str], top_k: int = 5) -> list[list[list[Candidate]]]:
+        """Regularly nested predictions: ``[text][mask][rank] -> Candidate``."""
+        rows = self._encode(texts)
+        out: list[list[list[Candidate]]] = []
+        for row, (probs, ids) in zip(rows, self._top_k(rows, self._check_top_k(top_k))):
+            out.append([self._candidates(row, pos, probs[m], ids[m])
+                        for m, pos in enumerate(self._mask_positions(row))])
+        return out
+
+    def predict_ids(self, texts: Sequence[str], top_k: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text, arrays ``(probs[masks, k], ids[masks, k])`` without building strings."""
+        rows = self._encode(texts)
+        return [(p, i) for p, i in self._top_k(rows, self._check_top_k(top_k))]
+
+    def logits(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Full MLM logits, one ``[tokens, vocab]`` array per text (``[CLS]``/``[SEP]`` included).
+
+        The graph computes the head only at the positions asked for; here that is all of them.
+        """
+        rows = []
+        for where, text in named_texts(texts):
+            ids = self.tokenizer.encode(text)
+            self.encoder.check_length(where, len(ids))
+            rows.append(ids)
+        everywhere = [list(range(len(r))) for r in rows]
+        return [out[0] for out in self.encoder.run(rows, ["logits"], positions=everywhere)]
+
+    # ------------------------------------------------------------------ internals
+    def _check_top_k(self, top_k: int) -> int:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) \
+                or not 1 <= top_k <= self.vocab_size:
+            raise InputError(f"top_k must be an integer in 1..{self.vocab_size}, not {top_k!r}")
+        return int(top_k)
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        rows = []
+        mask_id = self.tokenizer.mask_token_id
+        for where, text in named_texts(texts):
+            ids = self.tokenizer.encode(text)
+            if mask_id not in ids:
+                raise InputError(f"{where} has no {self.tokenizer.mask_token} token: {text[:60]!r}")
+            self.encoder.check_length(where, len(ids))
+            rows.append(ids)
+        return rows
+
+    def _mask_positions(self, row: list[int]) -> list[int]:
+        mask_id = self.tokenizer.mask_token_id
+        return [j for j, t in enumerate(row) if t == mask_id]
+
+    def _top_k(self, rows: list[list[int]], top_k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = self.encoder.run(rows, ["top_probs", "top_ids"],
+                               positions=[self._mask_positions(r) for r in rows], top_k=top_k)
+        return [(o[0], o[1]) for o in out]
+
+    def _candidates(self, row: list[int], pos: int, probs: np.ndarray, ids: np.ndarray) -> list[Candidate]:
+        tok = self.tokenizer
+        body = [t for t in row if t not in self._special]
+        at = sum(1 for t in row[:pos] if t not in self._special)
+        out: list[Candidate] = []
+        for p, i in zip(probs.tolist(), ids.tolist()):
+            # A model may have more rows than its tokenizer has ids (unused rows): such an id
+            # has no text, and decodes to "" as in the reference tokenizer.
+            known = i < len(tok)
+            body[at] = i
+            sequence = tok.decode(body) if known else tok.decode(body[:at] + body[at + 1 :])
+            out.append({"score": float(p), "token": int(i),
+                        "token_str": tok.decode([i]) if known else "", "sequence": sequence})
+        return out

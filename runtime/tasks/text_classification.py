@@ -1,0 +1,154 @@
+"""Text classification: a sequence-classification head on the encoder core, called exactly
+like transformers' ``pipeline("text-classification")``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+
+from ..engine.io import TEXT_CLASSIFICATION
+from ..errors import InputError
+from .base import Predictor
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+_UNSET: Any = object()  # top_k not given: the pipeline's legacy nesting
+
+
+class LabelScore(TypedDict):
+    label: str
+    score: float
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class TextClassifier(Predictor):
+    """Text (and text-pair) classification from a ``text-classification`` artifact.
+
+    Takes the options of :class:`~albert_onnx.tasks.base.Predictor`.
+    """
+
+    task = TEXT_CLASSIFICATION
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        info = self.manifest["task"]
+        self.labels: list[str] = list(info["id2label"])
+        self.problem_type: str | None = info.get("problem_type")
+
+    def default_function(self) -> str:
+        """The function applied to the logits when none is asked for (as the pipeline picks it)."""
+        if self.problem_type == "regression":
+            return "none"
+        if self.problem_type == "multi_label_classification" or len(self.labels) == 1:
+            return "sigmoid"
+        return "softmax"
+
+    def __call__(self, inputs: str | Mapping[str, str] | Sequence[str | Mapping[str, str]],
+                 top_k: int | None = _UNSET, function_to_apply: str | None = None) -> Any:
+        """Classify texts, with the nesting of the transformers pipeline.
+
+        Args:
+            inputs: a str, a ``{"text": ..., "text_pair": ...}`` dict, or a list of either.
+            top_k: how many labels, best first; ``None`` for all. Not given: the best label
+                only, as a dict per text (a str input gives a list holding that dict).
+            function_to_apply: ``"softmax"``, ``"sigmoid"`` or ``"none"``; ``None`` picks it
+                from the model's problem type and number of labels.
+        """
+        legacy = top_k is _UNSET
+        k = self._check_top_k(1 if legacy else top_k)
+        function = self._check_function(function_to_apply)
+        single = isinstance(inputs, (str, Mapping))
+        batch: Sequence[str | Mapping[str, str]] = [inputs] if single else inputs  # type: ignore[list-item,assignment]
+        scores = self.scores(batch, function)
+        results: list[Any] = []
+        for row in scores:
+            if legacy:
+                best = int(row.argmax())
+                results.append({"label": self.labels[best], "score": float(row[best])})
+            else:
+                ranked = sorted(range(len(row)), key=lambda i: -row[i])  # stable: ties keep label order
+                results.append([{"label": self.labels[i], "score": float(row[i])}
+                                for i in ranked[: len(row) if k is None else k]])
+        if not single:
+            return results
+        if isinstance(inputs, str) and legacy:
+            return [results[0]]
+        return results[0]
+
+    def scores(self, inputs: Sequence[str | Mapping[str, str]],
+               function_to_apply: str | None = None) -> list[np.ndarray]:
+        """Per input, the ``[num_labels]`` float32 scores after ``function_to_apply``."""
+        function = self._check_function(function_to_apply)
+        logits = self.logits(inputs)
+        if function == "softmax":
+            return [softmax(x) for x in logits]
+        if function == "sigmoid":
+            return [sigmoid(x) for x in logits]
+        return logits
+
+    def logits(self, inputs: Sequence[str | Mapping[str, str]]) -> list[np.ndarray]:
+        """Per input, the ``[num_labels]`` float32 logits."""
+        rows, types = self._encode(inputs)
+        return [out[0] for out in self.encoder.run(rows, ["logits"], type_ids=types)]
+
+    # ------------------------------------------------------------------ internals
+    def _check_top_k(self, top_k: int | None) -> int | None:
+        if top_k is None:
+            return None
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise InputError(f"top_k must be None (every label) or a positive integer, not {top_k!r}")
+        return int(top_k)
+
+    def _check_function(self, function: str | None) -> str:
+        if function is None:
+            return self.default_function()
+        if not isinstance(function, str) or function.lower() not in FUNCTIONS:
+            raise InputError(f"unknown function_to_apply {function!r}; valid: {[None, *FUNCTIONS]}")
+        return function.lower()
+
+    def _encode(self, inputs: Sequence[str | Mapping[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
+        if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Sequence):
+            raise InputError("inputs must be a str, a {'text': ..., 'text_pair': ...} dict or a list "
+                             f"of them, not {type(inputs).__name__}")
+        if not inputs:
+            raise InputError("no texts given")
+        rows, types = [], []
+        for n, item in enumerate(inputs):
+            where = f"input {n}" if len(inputs) > 1 else "input"
+            text, pair = self._parts(where, item)
+            enc = self.tokenizer.encode_with_offsets(text, pair)
+            self.encoder.check_length(where, len(enc.ids))
+            rows.append(enc.ids)
+            types.append(enc.type_ids)
+        return rows, types
+
+    @staticmethod
+    def _parts(where: str, item: object) -> tuple[str, str | None]:
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"text", "text_pair"}
+            if unknown or "text" not in item:
+                raise InputError(f"{where}: a pair is a dict with the keys 'text' and optionally "
+                                 f"'text_pair'; got keys {sorted(map(str, item))}")
+            text, pair = item["text"], item.get("text_pair")
+        elif isinstance(item, str):
+            text, pair = item, None
+        else:
+            raise InputError(f"{where} must be a str or a {{'text': ..., 'text_pair': ...}} dict, "
+                             f"not {type(item).__name__}")
+        for name, value in (("text", text), ("text_pair", pair)):
+            if value is None and name == "text_pair":
+                continue
+            if not isinstance(value, str):
+                raise InputError(f"{where}: {name} must be a str, not {type(value).__name__}")
+            if not value.strip():
+                raise InputError(f"{where}: {name} is empty")
+        return text, pair

@@ -1,0 +1,6 @@
+"""The pure-Python ALBERT tokenizer: token for token with ``AlbertTokenizerFast``."""
+
+from .encoding import Encoding
+from .tokenizer import Tokenizer
+
+__all__ = ["Encoding", "Tokenizer"]
