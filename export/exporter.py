@@ -140,7 +140,8 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
         shared = share_int8_embeddings(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
-        quality = compare_precisions(task, fp32_session, _session(stage / INT8_FILE), tokenizer, SAMPLE_TEXTS)
+        quality = compare_precisions(task, fp32_session, _session(stage / INT8_FILE), tokenizer, SAMPLE_TEXTS,
+                                     max_len)
         figure, default_bar = INT8_GATES[task]
         bar = default_bar if int8_min is None else int8_min
         quality["gate"] = {"figure": figure, "min": bar, "value": quality[figure]}
@@ -154,7 +155,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
                           "shared_embeddings": shared, "dedupe": dedupe,
                           "float_tensors": float_tensors(qmodel)}
     if fp16:
-        graphs["fp16"] = _fp16(task, fused, stage, fp32_session, tokenizer, log)
+        graphs["fp16"] = _fp16(task, fused, stage, fp32_session, tokenizer, max_len, log)
 
     shutil.copyfile(src.tokenizer_dir / SPIECE_NAME, stage / SPIECE_NAME)
     labels = None
@@ -190,7 +191,7 @@ def _quality_line(q: dict[str, Any]) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {q[k]:.3f}" for k in keys)
 
 
-def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Tokenizer,
+def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Tokenizer, max_len: int,
           log: Callable[[str], None]) -> dict[str, Any]:
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -200,7 +201,8 @@ def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Toke
     onnx.save(model.model, str(stage / FP16_FILE))
     entry: dict[str, Any] = {"file": FP16_FILE, "tensor_bytes": G.tensor_bytes(model.model)}
     try:
-        quality = compare_precisions(task, fp32_session, _session(stage / FP16_FILE), tokenizer, SAMPLE_TEXTS)
+        quality = compare_precisions(task, fp32_session, _session(stage / FP16_FILE), tokenizer,
+                                     SAMPLE_TEXTS, max_len)
         entry["validation_cpu"] = quality
         log(f"fp16 (CPU run) against fp32: {_quality_line(quality)}")
     except Exception as exc:  # some fp16 kernels exist only on CUDA

@@ -57,7 +57,8 @@ def load_source(source: str, workdir: Path, revision: str | None = None, task: s
     task = resolve_task(task, config.architectures, source)
     cls = model_class(task)
     try:
-        model = cls.from_pretrained(source, dtype=torch.float32, **hub_kwargs)
+        extra = {"add_pooling_layer": False} if task == "feature-extraction" else {}  # unused
+        model = cls.from_pretrained(source, dtype=torch.float32, **extra, **hub_kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ExportError(f"cannot load {cls.__name__} weights from {source!r}: "
                           f"{str(exc).splitlines()[0][:300]}") from None

@@ -46,6 +46,7 @@ def validation_batches(task: str, tokenizer: Any, texts: list[str], vocab_size: 
     batches: list[Batch] = [(rows[:6], None), (rows[6:7], None)]
     if task == TEXT_CLASSIFICATION:
         pairs = [tokenizer.encode_with_offsets(a, b) for a, b in zip(texts[:6], texts[6:12])]
+        pairs = [p for p in pairs if len(p.ids) <= max_length]
         batches.append(([p.ids for p in pairs], [p.type_ids for p in pairs]))
     for n in sorted({min(64, max_length), max_length}):
         batches.append(([random_row(n)], None))
@@ -133,9 +134,9 @@ def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     return {"top1_agreement": top1, f"top{k}_overlap": overlap, "masks": int(len(reference))}
 
 
-def quality_inputs(task: str, tokenizer: Any, texts: list[str]) -> list[Batch]:
+def quality_inputs(task: str, tokenizer: Any, texts: list[str], max_length: int) -> list[Batch]:
     """One-text batches for comparing precisions: each sample text, its two halves, and (text
-    classification) pairs of texts."""
+    classification) pairs of texts; those that fit the model."""
     items: list[Batch] = []
     for t in texts:
         for part in (t, t[: len(t) // 2], t[len(t) // 2 :]):
@@ -144,18 +145,18 @@ def quality_inputs(task: str, tokenizer: Any, texts: list[str]) -> list[Batch]:
         for a, b in zip(texts, texts[1:] + texts[:1]):
             enc = tokenizer.encode_with_offsets(a, b)
             items.append(([enc.ids], [enc.type_ids]))
-    return items
+    return [item for item in items if len(item[0][0]) <= max_length]
 
 
 def compare_precisions(task: str, reference: Any, candidate: Any, tokenizer: Any,
-                       texts: list[str]) -> dict[str, Any]:
+                       texts: list[str], max_length: int) -> dict[str, Any]:
     """How far a quantized (or fp16) graph's answers are from fp32's, on the sample texts,
     with the figure the int8 gate reads (``INT8_GATES``)."""
     if task == FILL_MASK:
-        rows = masked_rows(tokenizer, texts)
+        rows = [r for r in masked_rows(tokenizer, texts) if len(r) <= max_length]
         return agreement(top_k_of(reference, tokenizer, rows), top_k_of(candidate, tokenizer, rows))
     refs, cands = [], []
-    for batch in quality_inputs(task, tokenizer, texts):
+    for batch in quality_inputs(task, tokenizer, texts, max_length):
         r, keep = _run(task, reference, tokenizer, batch)
         c, _ = _run(task, candidate, tokenizer, batch)
         if task != TEXT_CLASSIFICATION:  # per token: the real ones ([CLS]/[SEP] not tagged)

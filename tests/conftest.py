@@ -100,3 +100,58 @@ def tiny_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("artifact") / "tiny"
     export_model(str(tiny_model), out, quantize="int8", fp16=True, log=lambda s: None)
     return out
+
+
+HEADS = {
+    # name: (transformers class, config overrides)
+    "cls": ("AlbertForSequenceClassification", dict(num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"},
+                                                    label2id={"neg": 0, "neu": 1, "pos": 2})),
+    "multilabel": ("AlbertForSequenceClassification", dict(num_labels=4, problem_type="multi_label_classification")),
+    "regression": ("AlbertForSequenceClassification", dict(num_labels=1, problem_type="regression")),
+    "ner": ("AlbertForTokenClassification", dict(num_labels=5, id2label=dict(enumerate(
+        ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])), label2id={})),
+    "encoder": ("AlbertModel", {}),
+}
+
+
+def make_head_folder(spm_model: Path, out: Path, head: str, seed: int = 1) -> Path:
+    """A random-weight ALBERT with the given head (see HEADS), saved in HF format."""
+    import torch
+    import transformers
+    from transformers import AlbertConfig, AlbertTokenizer
+
+    cls_name, overrides = HEADS[head]
+    tok = AlbertTokenizer(vocab_file=str(spm_model))
+    tok.save_pretrained(str(out))
+    torch.manual_seed(seed)
+    cfg = AlbertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **{**TINY, **overrides})
+    model = getattr(transformers, cls_name)(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+            if "classifier" in name:  # make the labels' scores differ clearly
+                p.mul_(20.0)
+    model.save_pretrained(str(out))
+    return out
+
+
+_HEAD_ARTIFACTS: dict[str, tuple[Path, Path]] = {}
+
+
+def head_artifact(head: str, spm_model: Path, root: Path) -> tuple[Path, Path]:
+    """(model folder, artifact with fp32 and int8) for a head, built once per session."""
+    if head not in _HEAD_ARTIFACTS:
+        from albert_onnx.export import export_model
+
+        folder = make_head_folder(spm_model, root / f"{head}-model", head)
+        art = export_model(str(folder), root / f"{head}-artifact", quantize="int8",
+                           int8_min_agreement=0.0, log=lambda s: None)
+        _HEAD_ARTIFACTS[head] = (folder, Path(art))
+    return _HEAD_ARTIFACTS[head]
+
+
+@pytest.fixture(scope="session")
+def heads_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    return tmp_path_factory.mktemp("heads")

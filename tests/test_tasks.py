@@ -1,0 +1,194 @@
+"""Task heads against the transformers pipelines of the same task (fp32), batch against one at
+a time (every precision), pipeline(), and bad input."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from albert_onnx import (
+    ArtifactError,
+    FeatureExtractor,
+    FillMask,
+    InputError,
+    TextClassifier,
+    TokenClassifier,
+    pipeline,
+)
+
+from .conftest import SHARED, corpus_lines, head_artifact
+
+transformers = pytest.importorskip("transformers")
+
+TEXTS = [t for t in corpus_lines() if "[MASK]" not in t][:60]
+
+
+def _hf(task: str, folder: Path) -> Any:
+    import transformers as tf
+
+    cls = {"text-classification": tf.AlbertForSequenceClassification,
+           "token-classification": tf.AlbertForTokenClassification,
+           "feature-extraction": tf.AlbertModel}[task]
+    return tf.pipeline(task, model=cls.from_pretrained(str(folder)),
+                       tokenizer=tf.AlbertTokenizerFast.from_pretrained(str(folder)), device="cpu")
+
+
+def assert_same(got: Any, want: Any, path: str = "") -> None:
+    """Same structure, keys, labels and strings; numbers within 1e-4."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), (path, got, want)
+        for k in want:
+            assert_same(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), (path, got, want)
+        for n, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, f"{path}[{n}]")
+    elif isinstance(want, (float, np.floating)):
+        assert isinstance(got, float) and abs(got - float(want)) <= 1e-4, (path, got, want)
+    else:
+        assert type(got) is type(want) and got == want, (path, got, want)
+
+
+@pytest.fixture(scope="module", params=["cls", "multilabel", "regression"])
+def classifier(request: pytest.FixtureRequest, spm_albert: Path, heads_root: Path) -> tuple[Path, Path]:
+    return head_artifact(request.param, spm_albert, heads_root)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"top_k": 1}, {"top_k": 2}, {"top_k": None},
+                                    {"function_to_apply": "sigmoid"}, {"top_k": None, "function_to_apply": "none"},
+                                    {"function_to_apply": "softmax", "top_k": 3}])
+def test_text_classification_equals_pipeline(classifier: tuple[Path, Path], kwargs: dict[str, Any]) -> None:
+    folder, art = classifier
+    ref, ours = _hf("text-classification", folder), TextClassifier(art)
+    pairs = [{"text": a, "text_pair": b} for a, b in zip(TEXTS[:8], TEXTS[8:16])]
+    for inputs in (TEXTS[0], TEXTS[:12], pairs[0], pairs, {"text": TEXTS[3]}):
+        assert_same(ours(inputs, **kwargs), ref(inputs, **kwargs))
+
+
+def test_text_classification_labels_and_defaults(spm_albert: Path, heads_root: Path) -> None:
+    _, art = head_artifact("cls", spm_albert, heads_root)
+    tc = TextClassifier(art)
+    assert tc.labels == ["neg", "neu", "pos"] and tc.default_function() == "softmax"
+    assert {d["label"] for d in tc(TEXTS[0], top_k=None)} == {"neg", "neu", "pos"}
+    assert TextClassifier(head_artifact("multilabel", spm_albert, heads_root)[1]).default_function() == "sigmoid"
+    assert TextClassifier(head_artifact("regression", spm_albert, heads_root)[1]).default_function() == "none"
+
+
+@pytest.mark.filterwarnings("ignore:Tokenizer does not support real words")
+@pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
+def test_token_classification_equals_pipeline(spm_albert: Path, heads_root: Path, strategy: str) -> None:
+    folder, art = head_artifact("ner", spm_albert, heads_root)
+    ref, ours = _hf("token-classification", folder), TokenClassifier(art)
+    assert_same(ours(TEXTS, aggregation_strategy=strategy), ref(TEXTS, aggregation_strategy=strategy))
+    assert_same(ours(TEXTS[5], aggregation_strategy=strategy, ignore_labels=[]),
+                ref(TEXTS[5], aggregation_strategy=strategy, ignore_labels=[]))
+
+
+@pytest.mark.filterwarnings("ignore:Tokenizer does not support real words")
+def test_token_offsets_through_normalization(spm_albert: Path, heads_root: Path) -> None:
+    """Half-width kana, full-width Latin, circled digits, ligature-like squares, odd spaces:
+    start/end are offsets into the caller's text, as the pipeline gives them."""
+    folder, art = head_artifact("ner", spm_albert, heads_root)
+    ref, ours = _hf("token-classification", folder), TokenClassifier(art)
+    texts = ["ｶﾀｶﾅの　Ａｌｂｅｒｔは①番目、株式会社㍿で  働く", "ﬁle ＡＢＣ  ｶﾞｷﾞ ", " 先頭に空白", "é́x"]
+    for strategy in ("none", "simple", "first", "average", "max"):
+        assert_same(ours(texts, aggregation_strategy=strategy, ignore_labels=[]),
+                    ref(texts, aggregation_strategy=strategy, ignore_labels=[]))
+
+
+def test_feature_extraction_equals_pipeline(spm_albert: Path, heads_root: Path) -> None:
+    folder, art = head_artifact("encoder", spm_albert, heads_root)
+    ref, fe = _hf("feature-extraction", folder), FeatureExtractor(art)
+    tokens = fe(TEXTS[:20], pooling="none")
+    cls, mean = fe(TEXTS[:20], pooling="cls"), fe(TEXTS[:20], pooling="mean")
+    assert cls.dtype == np.float32 and cls.shape == (20, 32) and mean.shape == (20, 32)
+    for n, text in enumerate(TEXTS[:20]):
+        want = np.asarray(ref(text)[0], dtype=np.float32)
+        np.testing.assert_allclose(tokens[n], want, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(cls[n], want[0], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(mean[n], want.mean(0), atol=1e-4, rtol=0)
+    unit = fe(TEXTS[:3], pooling="mean", normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    assert fe(TEXTS[0]).shape == (32,)
+
+
+@pytest.mark.parametrize("head", ["cls", "ner", "encoder"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_list_equals_one_at_a_time(spm_albert: Path, heads_root: Path, head: str, precision: str) -> None:
+    _, art = head_artifact(head, spm_albert, heads_root)
+    batched = pipeline(art, precision=precision, max_batch_size=8)
+    single = pipeline(art, precision=precision, max_batch_size=1)
+    texts = TEXTS[:24]
+    if head == "encoder":
+        np.testing.assert_allclose(batched(texts, pooling="mean"),
+                                   np.stack([single(t, pooling="mean") for t in texts]), atol=1e-5, rtol=0)
+        return
+    kwargs: dict[str, Any] = {"top_k": None} if head == "cls" else {"ignore_labels": []}
+    many = batched(texts, **kwargs)
+    for text, got in zip(texts, many):
+        assert_same(got, single(text, **kwargs))
+
+
+def test_fill_mask_int8_list_equals_one_at_a_time(tiny_artifact: Path) -> None:
+    texts = ["吾輩は[MASK]である。", "大学で[MASK]の研究を[MASK]しています", "[MASK]は猫"] * 4
+    fm = FillMask(tiny_artifact, precision="int8")
+    batched = fm.fill(texts)
+    for text, got in zip(texts, batched):
+        want = fm.fill([text])[0]
+        assert [[c["token"] for c in m] for m in got] == [[c["token"] for c in m] for m in want]
+        np.testing.assert_allclose([[c["score"] for c in m] for m in got],
+                                   [[c["score"] for c in m] for m in want], atol=1e-5, rtol=0)
+
+
+def test_pipeline_picks_the_task(spm_albert: Path, heads_root: Path, tiny_artifact: Path) -> None:
+    assert type(pipeline(tiny_artifact)) is FillMask
+    assert type(pipeline(head_artifact("cls", spm_albert, heads_root)[1])) is TextClassifier
+    assert type(pipeline(head_artifact("ner", spm_albert, heads_root)[1])) is TokenClassifier
+    assert type(pipeline(head_artifact("encoder", spm_albert, heads_root)[1])) is FeatureExtractor
+    with pytest.raises(ArtifactError, match="holds a 'text-classification' model, not 'fill-mask'.*pipeline"):
+        FillMask(head_artifact("cls", spm_albert, heads_root)[1])
+
+
+@pytest.mark.parametrize("head, call, match", [
+    ("cls", lambda p: p(""), "input: text is empty"),
+    ("cls", lambda p: p([]), "no texts given"),
+    ("cls", lambda p: p(5), "inputs must be a str"),
+    ("cls", lambda p: p(["a", 3]), "input 1 must be a str"),
+    ("cls", lambda p: p({"text": "a", "pair": "b"}), "keys 'text' and optionally 'text_pair'"),
+    ("cls", lambda p: p({"text": "a", "text_pair": ""}), "text_pair is empty"),
+    ("cls", lambda p: p("猫" * 200), "at most 64"),
+    ("cls", lambda p: p("a", top_k=0), "top_k must be None"),
+    ("cls", lambda p: p("a", function_to_apply="relu"), "unknown function_to_apply 'relu'; valid"),
+    ("ner", lambda p: p("a", aggregation_strategy="longest"), r"valid: \['none', 'simple', 'first'"),
+    ("ner", lambda p: p("a", ignore_labels="O"), "ignore_labels must be a list"),
+    ("ner", lambda p: p("猫" * 200), "at most 64"),
+    ("ner", lambda p: p("\ud800"), "lone surrogate"),
+    ("encoder", lambda p: p("a", pooling="max"), r"unknown pooling 'max'; valid: \['cls', 'mean', 'none'\]"),
+    ("encoder", lambda p: p(["a", "  "]), "text 1 is empty"),
+])
+def test_bad_input(spm_albert: Path, heads_root: Path, head: str, call: Any, match: str) -> None:
+    predictor = pipeline(head_artifact(head, spm_albert, heads_root)[1])
+    with pytest.raises(InputError, match=match):
+        call(predictor)
+
+
+@pytest.mark.skipif(not (SHARED / "models" / "albert-ja-mini-wagahai-cls").is_dir(), reason="no ../shared")
+@pytest.mark.parametrize("name, task", [("albert-ja-mini-wagahai-cls", "text-classification"),
+                                        ("albert-ja-mini-wagahai-ner", "token-classification")])
+def test_shared_fine_tuned_models(name: str, task: str, tmp_path: Path) -> None:
+    """Trained heads: default int8 gate passes; fp32 equals the pipeline on held-out sentences."""
+    from albert_onnx.export import export_model
+
+    folder = SHARED / "models" / name
+    art = export_model(str(folder), tmp_path / "a", quantize="int8", log=lambda s: None)
+    sentences = (SHARED / "models" / "albert-ja-mini-wagahai" / "heldout_sentences.txt").read_text(
+        encoding="utf-8").split("\n")
+    sentences = [s for s in sentences if s.strip()][:80]
+    ref, ours = _hf(task, folder), pipeline(art)
+    warnings.simplefilter("ignore")  # the pipeline's note on word boundaries
+    kwargs: dict[str, Any] = {"top_k": None} if task == "text-classification" else {"aggregation_strategy": "simple"}
+    assert_same(ours(sentences, **kwargs), ref(sentences, **kwargs))
