@@ -1,0 +1,156 @@
+"""Each task head against the transformers pipeline of that task, at the ALBERT-base shape.
+
+Text classification (3 labels), token classification (9 BIO labels) and feature extraction
+(mean pooling), random weights on the base shape (12 layers, hidden 768, embedding 128,
+12 heads, FFN 3072, vocab 32000), end to end from text to the pipeline-shaped result, in
+blocks of consecutive calls over several rounds, 2 threads for every contender.
+
+  python benchmarks/bench_tasks.py            # about 10 minutes on 2 cores
+  python benchmarks/bench_tasks.py --quick
+
+Results: benchmarks/results/tasks.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+
+HEADS = {  # task -> (transformers class, extra config)
+    "text-classification": ("AlbertForSequenceClassification",
+                            {"num_labels": 3, "id2label": {0: "negative", 1: "neutral", 2: "positive"},
+                             "label2id": {"negative": 0, "neutral": 1, "positive": 2}}),
+    "token-classification": ("AlbertForTokenClassification",
+                             {"num_labels": 9, "id2label": dict(enumerate(
+                                 ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]))}),
+    "feature-extraction": ("AlbertModel", {}),
+}
+CALLS = {"pytorch": {16: 30, 128: 10}, "albert-onnx": {16: 60, 128: 20}}
+
+
+def head_folder(task: str, cache: Path) -> Path:
+    """The base-shape random MLM's encoder with a random head of ``task``, cached."""
+    import shutil
+
+    import torch
+    import transformers
+
+    folder = cache / f"base-{task}"
+    if (folder / "config.json").exists():
+        return folder
+    base = base_shape_model(cache)
+    cls_name, extra = HEADS[task]
+    torch.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        transformers.logging.set_verbosity_error()
+        model = getattr(transformers, cls_name).from_pretrained(str(base), **extra).eval()
+    model.save_pretrained(str(folder))
+    for name in ("spiece.model", "tokenizer_config.json", "special_tokens_map.json"):
+        if (base / name).exists():
+            shutil.copyfile(base / name, folder / name)
+    return folder
+
+
+def text_of(tokenizer: Any, n: int, corpus: list[str]) -> str:
+    """The longest prefix of the corpus that is ``n`` tokens long at most ([CLS]/[SEP] in)."""
+    pool = "".join(corpus)
+    lo, hi = 1, len(pool)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer.encode(pool[:mid])) <= n:
+            lo = mid
+        else:
+            hi = mid - 1
+    return pool[:lo]
+
+
+def timed(fn: Any, arg: Any, calls: int) -> list[float]:
+    import time
+
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn(arg)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one round, fewer calls")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "albert-onnx-bench")
+    args = ap.parse_args(argv)
+    rounds = 1 if args.quick else args.rounds
+    scale = 0.3 if args.quick else 1.0
+
+    import torch
+    import transformers
+
+    from albert_onnx import pipeline
+    from albert_onnx.export import export_model
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    warnings.simplefilter("ignore")
+    corpus = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
+              if x.strip() and "[" not in x]
+    results: list[dict[str, Any]] = []
+    for task, (cls_name, _) in HEADS.items():
+        folder = head_folder(task, args.cache)
+        art = args.cache / f"artifact-{task}"
+        if not (art / "manifest.json").exists():
+            export_model(str(folder), art, quantize="int8", int8_min_agreement=0.0, log=lambda s: None)
+        model = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()
+        ref = transformers.pipeline(task, model=model, device="cpu",
+                                    tokenizer=transformers.AlbertTokenizerFast.from_pretrained(str(folder)))
+        ours = {p: pipeline(art, precision=p, threads=args.threads) for p in ("fp32", "int8")}
+        kwargs: dict[str, Any] = {"feature-extraction": {"pooling": "mean"},
+                                  "token-classification": {"aggregation_strategy": "simple"}}.get(task, {})
+        ref_kwargs: dict[str, Any] = {"token-classification": {"aggregation_strategy": "simple"}}.get(task, {})
+        contenders = {"pytorch pipeline": lambda t: ref(t, **ref_kwargs),
+                      "albert-onnx fp32": lambda t: ours["fp32"](t, **kwargs),
+                      "albert-onnx int8": lambda t: ours["int8"](t, **kwargs)}
+        for n in (16, 128):
+            text = text_of(ours["fp32"].tokenizer, n, corpus)
+            samples: dict[str, list[float]] = {k: [] for k in contenders}
+            for fn in contenders.values():
+                fn(text), fn(text)  # warm up
+            for _ in range(rounds):
+                for name, fn in contenders.items():
+                    calls = CALLS["pytorch" if name.startswith("pytorch") else "albert-onnx"][n]
+                    samples[name] += timed(fn, text, max(3, int(calls * scale)))
+            base = summarize(samples["pytorch pipeline"])["median_ms"]
+            for name, s in samples.items():
+                stats = summarize(s)
+                results.append({"task": task, "contender": name, "tokens": len(ours["fp32"].tokenizer.encode(text)),
+                                **stats, "speedup_vs_pytorch": base / stats["median_ms"]})
+            print(f"{task:<22} {n:>4} tok  " + "  ".join(
+                f"{r['contender']}: {r['median_ms']:.1f} ms ({r['speedup_vs_pytorch']:.1f}x)"
+                for r in results[-3:]), flush=True)
+    info = machine(args.threads)
+    rows = [[r["task"], r["contender"], r["tokens"], round(r["median_ms"], 2), round(r["p90_ms"], 2),
+             f"{r['speedup_vs_pytorch']:.1f}x"] for r in results]
+    md = (f"# Task heads against the transformers pipelines (ALBERT-base shape, random weights)\n\n"
+          f"{info['cpu']} ({', '.join(info['isa']) or 'no AVX'}), {args.threads} threads, {info['date']}; "
+          f"onnxruntime {info['versions']['onnxruntime']}, "
+          f"torch {info['versions']['torch']}, transformers {info['versions']['transformers']}. End to end, "
+          "batch 1, median and p90 of blocks of consecutive calls over "
+          f"{rounds} round(s).\n\n"
+          + md_table(["task", "contender", "tokens", "median ms", "p90 ms", "vs PyTorch"], rows))
+    j, m = write_report("tasks_quick" if args.quick else "tasks", {"machine": info, "results": results}, md)
+    print(f"wrote {j} and {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
