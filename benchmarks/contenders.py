@@ -139,9 +139,12 @@ class AlbertOnnx:
         self.k = np.array([K], dtype=np.int64)
 
     def model_only(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        mask = np.flatnonzero(feed["input_ids"].reshape(-1) == self.fm.tokenizer.mask_token_id)
+        from albert_onnx.engine.io import flat_positions
+
+        positions = [np.flatnonzero(row == self.fm.tokenizer.mask_token_id) for row in feed["input_ids"]]
         return self.fm.session.run(["top_probs", "top_ids"],
-                                   {**feed, "mask_positions": mask.astype(np.int64), "top_k": self.k})[1]
+                                   {**feed, "mask_positions": flat_positions(positions, feed["input_ids"].shape[1]),
+                                    "top_k": self.k})[1]
 
     def end_to_end(self, text: str) -> list[int]:
         return self.fm.predict_ids([text], top_k=K)[0][1][0].tolist()

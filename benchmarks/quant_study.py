@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,12 +42,9 @@ CONFIGS = {
 
 
 def latency(path: Path, threads: int, seq: int = 16, runs: int = 60) -> float:
-    import onnxruntime as ort
+    from albert_onnx.engine.session import create_session
 
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = threads
-    o.log_severity_level = 3
-    s = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+    s = create_session(path, "cpu", threads)
     ids = np.random.default_rng(0).integers(5, 8000, (1, seq)).astype(np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
             "mask_positions": np.array([seq // 2], dtype=np.int64), "top_k": np.array([5], dtype=np.int64)}
@@ -86,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     tok = Tokenizer.from_pretrained(SHARED_MODEL)
     heldout = [x for x in (SHARED_MODEL / "heldout_sentences.txt").read_text(encoding="utf-8").split("\n") if x]
     rows = [r for r in masked_rows(tok, heldout) if len(r) <= 128]
-    import onnxruntime as ort
+    from albert_onnx.engine.session import create_session
 
-    def session(p: Path) -> ort.InferenceSession:
-        return ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    def session(p: Path) -> Any:
+        return create_session(p, "cpu", None)
 
     ref = top_k_of(session(arts["mini"] / "model.onnx"), tok, rows)
     results = []

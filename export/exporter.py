@@ -15,6 +15,7 @@ from typing import Any
 
 from albert_onnx import __version__
 from albert_onnx.artifact import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, SPIECE_NAME, load_artifact, sha256_file
+from albert_onnx.engine.session import create_session
 from albert_onnx.tokenizer import Tokenizer
 
 from . import graph as G
@@ -40,11 +41,8 @@ def _versions() -> dict[str, str | None]:
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    """A CPU session on a graph just written, made the way the runtime makes its own."""
+    return create_session(path, "cpu", None)
 
 
 def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-artifact", *,
