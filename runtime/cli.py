@@ -1,10 +1,12 @@
-"""Command line: ``albert-onnx export`` (needs the [export] extra), ``fill-mask`` and ``predict``."""
+"""Command line: ``albert-onnx export`` (needs the [export] extra), ``fill-mask``, ``score`` and ``predict``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import unicodedata
 from typing import Any
 
 from . import __version__
@@ -51,22 +53,52 @@ def _parser() -> argparse.ArgumentParser:
     _runtime_options(f)
     f.add_argument("--top-k", type=int, default=5)
 
+    s = sub.add_parser("score", help="pseudo-log-likelihood of texts (fill-mask artifacts)")
+    _runtime_options(s)
+    s.add_argument("--per-token", action="store_true", help="the log-probability of every token")
+
+    b = sub.add_parser("batch", help="run an artifact's task over a file or folder of texts, into Parquet")
+    b.add_argument("artifact", help="artifact folder written by `albert-onnx export`")
+    b.add_argument("input", help=".txt (a text a line), .jsonl or .parquet file, or a folder of them")
+    b.add_argument("-o", "--output", required=True, help="output folder of Parquet parts")
+    b.add_argument("--engine", choices=["local", "ray", "spark"], default="local")
+    b.add_argument("--workers", type=int, default=None,
+                   help="worker processes / actors (default: cores / threads; ray and spark: 2)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads per worker (default: cores / workers; ray and spark: 1)")
+    b.add_argument("--text-column", default="text")
+    b.add_argument("--id-column", default="id")
+    b.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    b.add_argument("--provider", choices=PROVIDER_NAMES, default="cpu", help="local engine only")
+    b.add_argument("--task", choices=["auto", "score"], default="auto",
+                   help="score: pseudo-log-likelihood on a fill-mask artifact (default: the artifact's task)")
+    b.add_argument("--part-rows", type=int, default=2000, help="local engine: rows per output part")
+    b.add_argument("--address", default=None, help="ray engine: join this cluster (default: start a local one)")
+    b.add_argument("--master", default=None, help="spark engine: master URL (default local[workers])")
+    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _task_options(b)
+
     r = sub.add_parser("predict", help="run whatever task the artifact holds on texts")
     _runtime_options(r)
-    r.add_argument("--top-k", type=int, default=None,
-                   help="fill-mask: candidates per mask (default 5); text classification: labels "
-                        "per text (default: the best one)")
-    r.add_argument("--all-labels", action="store_true", help="text classification: every label, best first")
-    r.add_argument("--function-to-apply", choices=["softmax", "sigmoid", "none"], default=None,
-                   help="text classification: default from the model's problem type")
     r.add_argument("--text-pair", action="append", default=None, metavar="PAIR",
                    help="text classification: second text of each pair, once per TEXT")
-    r.add_argument("--aggregation-strategy", choices=["none", "simple", "first", "average", "max"],
-                   default="none", help="token classification (default none)")
-    r.add_argument("--pooling", choices=["cls", "mean", "none"], default="cls",
-                   help="feature extraction (default cls)")
-    r.add_argument("--normalize", action="store_true", help="feature extraction: unit-length vectors")
+    _task_options(r)
     return p
+
+
+def _task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--top-k", type=int, default=None,
+                   help="fill-mask: candidates per mask (default 5); text classification: labels "
+                        "per text (default: the best one)")
+    p.add_argument("--all-labels", action="store_true", help="text classification: every label, best first")
+    p.add_argument("--function-to-apply", choices=["softmax", "sigmoid", "none"], default=None,
+                   help="text classification: default from the model's problem type")
+    p.add_argument("--aggregation-strategy", choices=["none", "simple", "first", "average", "max"],
+                   default="none", help="token classification (default none)")
+    p.add_argument("--pooling", choices=["cls", "mean", "none"], default="cls",
+                   help="feature extraction (default cls)")
+    p.add_argument("--normalize", action="store_true", help="feature extraction: unit-length vectors")
+    p.add_argument("--per-token", action="store_true", help="scoring: the log-probability of every token")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "fill-mask":
             return _fill_mask(args)
+        if args.command == "score":
+            return _score(args)
+        if args.command == "batch":
+            return _batch(args)
         return _predict(args)
     except AlbertOnnxError as exc:
         print(f"albert-onnx: error: {exc}", file=sys.stderr)
@@ -106,21 +142,52 @@ def _open(args: argparse.Namespace, cls: Any = None) -> Any:
     return predictor
 
 
+def _options(args: argparse.Namespace, **fixed: Any) -> Any:
+    from .tasks.results import TaskOptions
+
+    names = ("per_token", "top_k", "all_labels", "function_to_apply", "aggregation_strategy", "pooling", "normalize")
+    return TaskOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **fixed)
+
+
 def _fill_mask(args: argparse.Namespace) -> int:
     from .tasks import FillMask
+    from .tasks.results import json_results
 
     fm = _open(args, FillMask)
-    results = fm.fill(args.texts, top_k=args.top_k)
     if args.json:
-        print(json.dumps(_fill_mask_json(results), ensure_ascii=False))
+        print(json.dumps(json_results(fm, args.texts, _options(args)), ensure_ascii=False))
         return 0
-    _print_fill_mask(args.texts, results)
+    _print_fill_mask(args.texts, fm.fill(args.texts, top_k=args.top_k))
     return 0
 
 
-def _fill_mask_json(results: list[Any]) -> list[Any]:
-    return [[[{"token": c["token"], "token_str": c["token_str"], "score": c["score"]}
-              for c in mask] for mask in text] for text in results]
+def _score(args: argparse.Namespace) -> int:
+    from .tasks import FillMask
+    from .tasks.results import json_results
+
+    fm = _open(args, FillMask)
+    if args.json:
+        print(json.dumps(json_results(fm, args.texts, _options(args, score=True)), ensure_ascii=False))
+        return 0
+    tokens = fm.score(args.texts, per_token=True)
+    width = max(_display_width(t) for t in args.texts)
+    for text, row in zip(args.texts, tokens):
+        total = sum(lp for _, lp in row)
+        print(f"{_pad(text, width)}  PLL {total:9.3f}  pseudo-perplexity {math.exp(-total / len(row)):10.3f}")
+        if args.per_token:
+            for token, lp in row:
+                print(f"    {_pad(token, 12)} {lp:8.3f}")
+    return 0
+
+
+def _display_width(text: str) -> int:
+    """Columns a terminal gives ``text``: East Asian wide and full-width characters count double."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+               for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _display_width(text))
 
 
 def _print_fill_mask(texts: list[str], results: list[Any]) -> None:
@@ -129,55 +196,67 @@ def _print_fill_mask(texts: list[str], results: list[Any]) -> None:
         for m, cands in enumerate(masks, 1):
             print(f"  [MASK] #{m}:")
             for rank, c in enumerate(cands, 1):
-                print(f"    {rank}. {c['token_str']:<12} {c['score']:.4f}")
+                print(f"    {rank}. {_pad(c['token_str'], 12)} {c['score']:.4f}")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .engine.encoder import check_positive_int
+
+    options = _options(args, score=args.task == "score")
+    for name in ("workers", "threads", "part_rows"):
+        if getattr(args, name) is not None:
+            check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name))
+    common = dict(options=options, precision=args.precision, text_column=args.text_column,
+                  id_column=args.id_column)
+    if args.engine == "local":
+        from .batch import run_local
+
+        summary = run_local(args.artifact, args.input, args.output, workers=args.workers, threads=args.threads,
+                            provider=args.provider, part_rows=args.part_rows, progress=not args.quiet, **common)
+    else:
+        from .batch.engines import run_ray, run_spark
+
+        workers, threads = args.workers or 2, args.threads or 1
+        if args.engine == "ray":
+            summary = run_ray(args.artifact, args.input, args.output, workers=workers, threads=threads,
+                              address=args.address, **common)
+        else:
+            summary = run_spark(args.artifact, args.input, args.output, workers=workers, threads=threads,
+                                master=args.master, **common)
+    print(json.dumps(summary))
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .tasks import FeatureExtractor, FillMask, TextClassifier, TokenClassifier
+    from .tasks.results import json_results
 
     predictor = _open(args)
     texts: list[str] = args.texts
-    doc: list[Any]
-    if isinstance(predictor, FillMask):
-        results = predictor.fill(texts, top_k=5 if args.top_k is None else args.top_k)
-        if not args.json:
-            _print_fill_mask(texts, results)
-            return 0
-        doc = _fill_mask_json(results)
-    elif isinstance(predictor, TextClassifier):
-        inputs: list[Any] = texts
-        if args.text_pair is not None:
-            if len(args.text_pair) != len(texts):
-                raise InputError(f"--text-pair was given {len(args.text_pair)} times for {len(texts)} texts; "
-                             "give it once per TEXT")
-            inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, args.text_pair)]
-        top_k = None if args.all_labels else (1 if args.top_k is None else args.top_k)
-        doc = predictor(inputs, top_k=top_k, function_to_apply=args.function_to_apply)
-        if not args.json:
-            for text, labels in zip(texts, doc):
-                print(text)
-                for item in labels:
-                    print(f"  {item['label']:<20} {item['score']:.4f}")
-            return 0
-    elif isinstance(predictor, TokenClassifier):
-        doc = predictor(texts, aggregation_strategy=args.aggregation_strategy)
-        if not args.json:
-            key = "entity" if args.aggregation_strategy == "none" else "entity_group"
-            for text, entities in zip(texts, doc):
-                print(text)
-                for ent in entities:
-                    print(f"  {ent['start']:>4}-{ent['end']:<4} {ent[key]:<12} {ent['score']:.4f}  {ent['word']}")
-            return 0
+    if args.text_pair is not None and len(args.text_pair) != len(texts):
+        raise InputError(f"--text-pair was given {len(args.text_pair)} times for {len(texts)} texts; "
+                         "give it once per TEXT")
+    doc = json_results(predictor, texts, _options(args), text_pairs=args.text_pair)
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    elif predictor.task == "fill-mask":
+        _print_fill_mask(texts, [[[{"token_str": c["token_str"], "score": c["score"]} for c in m] for m in t]
+                                 for t in doc])
+    elif predictor.task == "text-classification":
+        for text, labels in zip(texts, doc):
+            print(text)
+            for item in labels:
+                print(f"  {_pad(item['label'], 20)} {item['score']:.4f}")
+    elif predictor.task == "token-classification":
+        key = "entity" if args.aggregation_strategy == "none" else "entity_group"
+        for text, entities in zip(texts, doc):
+            print(text)
+            for ent in entities:
+                print(f"  {ent['start']:>4}-{ent['end']:<4} {_pad(ent[key], 12)} {ent['score']:.4f}  {ent['word']}")
     else:
-        assert isinstance(predictor, FeatureExtractor)
-        vectors = predictor(texts, pooling=args.pooling, normalize=args.normalize)
-        doc = [v.tolist() for v in vectors]
-        if not args.json:
-            for text, v in zip(texts, vectors):
-                print(f"{text}\n  {'x'.join(map(str, v.shape))} float32, first values "
-                      f"{' '.join(f'{x:.4f}' for x in v.reshape(-1)[:4])} ...")
-            return 0
-    print(json.dumps(doc, ensure_ascii=False))
+        for text, v in zip(texts, doc):
+            shape = f"{len(v)}x{len(v[0])}" if v and isinstance(v[0], list) else str(len(v))
+            first = v[0][:4] if v and isinstance(v[0], list) else v[:4]
+            print(f"{text}\n  {shape} float32, first values {' '.join(f'{x:.4f}' for x in first)} ...")
     return 0
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "sentencepiece", "tokenizers", "optimum", "onnx", "google.protobuf"]
+HEAVY = ["torch", "transformers", "sentencepiece", "tokenizers", "optimum", "onnx", "google.protobuf",
+         "ray", "pyspark", "pyarrow", "pandas"]
 
 
 def test_runtime_import_is_light() -> None:
     code = (
-        "import sys, albert_onnx, albert_onnx.cli\n"
+        "import sys, albert_onnx, albert_onnx.cli, albert_onnx.batch\n"
         "from albert_onnx import FillMask, Tokenizer\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )

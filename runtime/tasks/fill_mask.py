@@ -21,6 +21,14 @@ class Candidate(TypedDict):
     sequence: str
 
 
+def log_probs_of(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``log softmax(logits[i])[targets[i]]`` for each row, in float64."""
+    x = logits.astype(np.float64)
+    top = x.max(axis=1, keepdims=True)
+    norm = np.log(np.exp(x - top).sum(axis=1)) + top[:, 0]
+    return x[np.arange(len(x)), targets] - norm
+
+
 class FillMask(Predictor):
     """Fill-mask predictor over an exported artifact, needing only NumPy and ONNX Runtime.
 
@@ -74,6 +82,61 @@ class FillMask(Predictor):
             rows.append(ids)
         everywhere = [list(range(len(r))) for r in rows]
         return [out[0] for out in self.encoder.run(rows, ["logits"], positions=everywhere)]
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, texts: str | Sequence[str], per_token: bool = False) -> Any:
+        """Pseudo-log-likelihood (Salazar et al., 2020) of each text: the sum over its tokens
+        (``[CLS]``/``[SEP]`` aside) of log P(token | the text with that token masked), natural
+        log, on the reference tokenizer's tokens.
+
+        Every token costs one masked copy of the text; the copies of all texts run through the
+        length batching, in chunks, with the head computed only at each copy's mask.
+
+        Args:
+            texts: a str (gives a float) or a list of str (gives a list).
+            per_token: give, per text, the list of ``(token, logprob)`` in order instead, where
+                ``token`` is the piece as ``Tokenizer.tokenize`` writes it (``▁`` starts a word).
+        """
+        scored = self._token_logprobs(as_list(texts))
+        if per_token:
+            out: list[Any] = scored
+        else:
+            out = [float(sum(lp for _, lp in row)) for row in scored]
+        return out[0] if isinstance(texts, str) else out
+
+    def pseudo_perplexity(self, texts: str | Sequence[str]) -> Any:
+        """``exp(-PLL / number of scored tokens)`` of each text (a str gives a float)."""
+        scored = self._token_logprobs(as_list(texts))
+        out = [float(np.exp(-sum(lp for _, lp in row) / len(row))) for row in scored]
+        return out[0] if isinstance(texts, str) else out
+
+    def _token_logprobs(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Per text, ``(piece, log-probability)`` of every token but ``[CLS]``/``[SEP]``."""
+        tok = self.tokenizer
+        rows: list[list[int]] = []
+        pieces: list[list[str]] = []
+        for where, text in named_texts(texts):
+            ids = tok.encode(text)
+            if tok.mask_token_id in ids:
+                raise InputError(f"{where} contains {tok.mask_token}: scoring masks each token in turn "
+                                 f"itself, so give the plain text: {text[:60]!r}")
+            self.encoder.check_length(where, len(ids))
+            if len(ids) <= 2:
+                raise InputError(f"{where} has no tokens to score: {text[:60]!r}")
+            rows.append(ids)
+            pieces.append(tok.tokenize(text))
+        copies = [(n, j) for n, ids in enumerate(rows) for j in range(1, len(ids) - 1)]
+        out: list[list[tuple[str, float]]] = [[] for _ in rows]
+        chunk = max(64, 4 * self.encoder.max_batch_size)  # copies in flight: memory stays bounded
+        for start in range(0, len(copies), chunk):
+            part = copies[start : start + chunk]
+            masked = [rows[n][:j] + [tok.mask_token_id] + rows[n][j + 1 :] for n, j in part]
+            logits = np.stack([o[0][0] for o in self.encoder.run(masked, ["logits"],
+                                                                 positions=[[j] for _, j in part])])
+            targets = np.array([rows[n][j] for n, j in part], dtype=np.int64)
+            for (n, j), lp in zip(part, log_probs_of(logits, targets)):
+                out[n].append((pieces[n][j - 1], float(lp)))
+        return out
 
     # ------------------------------------------------------------------ internals
     def _check_top_k(self, top_k: int) -> int:
