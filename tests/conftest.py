@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
+
+# Local Spark and Ray clusters of the tests stay on the loopback interface.
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "corpus_ja.txt"

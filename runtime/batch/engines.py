@@ -64,15 +64,17 @@ def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *,
     owned = not ray.is_initialized()
     if owned:
         # a local Ray gets a CPU beyond the actors' for Ray Data's own read and write tasks
-        ray.init(address=address, num_cpus=None if address else workers * threads + 1, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **local)  # type: ignore[arg-type]
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ds = ray.data.from_arrow(table).repartition(max(1, min(len(table) // batch_rows + 1, 4 * workers)))
         args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads)
         ds = ds.map_batches(_RayWorker, fn_constructor_args=args,
-                            batch_format="pandas", batch_size=batch_rows, concurrency=workers, num_cpus=threads)
+                            batch_format="pandas", batch_size=batch_rows, num_cpus=threads,
+                            compute=ray.data.ActorPoolStrategy(size=workers))
         ds.select_columns(list(OUTPUT_COLUMNS)).write_parquet(str(tmp))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -117,6 +119,8 @@ def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, 
     out, tmp = _fresh_output(output)
     table = _input_table(input_path, text_column, id_column)
     started = time.perf_counter()
+    if master is None:  # a local Spark talks to itself on the loopback interface only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = (SparkSession.builder.master(master or f"local[{workers}]").appName("albert-onnx batch")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
