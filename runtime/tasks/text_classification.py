@@ -125,10 +125,14 @@ class TextClassifier(Predictor):
         for n, item in enumerate(inputs):
             where = f"input {n}" if len(inputs) > 1 else "input"
             text, pair = self._parts(where, item)
-            enc = self.tokenizer.encode_with_offsets(text, pair)
-            self.encoder.check_length(where, len(enc.ids))
-            rows.append(enc.ids)
-            types.append(enc.type_ids)
+            if pair is None:  # the plain encoder: no offsets needed, type ids all 0
+                ids, type_ids = self.tokenizer.encode(text), None
+            else:
+                enc = self.tokenizer.encode_with_offsets(text, pair)
+                ids, type_ids = enc.ids, enc.type_ids
+            self.encoder.check_length(where, len(ids))
+            rows.append(ids)
+            types.append([0] * len(ids) if type_ids is None else type_ids)
         return rows, types
 
     @staticmethod
