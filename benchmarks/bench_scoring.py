@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,16 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED_MODEL, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    SHARED_MODEL,
+    base_shape_model,
+    machine,
+    md_table,
+    summarize,
+    timed,
+    write_report,
+)
 
 
 def reference_pll(model: Any, tok: Any, texts: list[str]) -> list[float]:
@@ -46,15 +54,6 @@ def reference_pll(model: Any, tok: Any, texts: list[str]) -> list[float]:
 def spearman(a: list[float], b: list[float]) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def timed(fn: Any, calls: int) -> list[float]:
-    out = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def sentence_of(tok: Any, corpus: list[str], n: int, start: int = 0) -> str:

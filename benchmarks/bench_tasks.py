@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+from common import ROOT, base_shape_model, machine, md_table, summarize, timed, write_report  # noqa: E402
 
 HEADS = {  # task -> (transformers class, extra config)
     "text-classification": ("AlbertForSequenceClassification",
@@ -72,17 +72,6 @@ def text_of(tokenizer: Any, n: int, corpus: list[str]) -> str:
     return pool[:lo]
 
 
-def timed(fn: Any, arg: Any, calls: int) -> list[float]:
-    import time
-
-    out = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn(arg)
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -128,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(rounds):
                 for name, fn in contenders.items():
                     calls = CALLS["pytorch" if name.startswith("pytorch") else "albert-onnx"][n]
-                    samples[name] += timed(fn, text, max(3, int(calls * scale)))
+                    samples[name] += timed(fn, max(3, int(calls * scale)), text)
             base = summarize(samples["pytorch pipeline"])["median_ms"]
             for name, s in samples.items():
                 stats = summarize(s)

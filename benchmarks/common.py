@@ -43,6 +43,16 @@ def machine(threads: int) -> dict[str, Any]:
             "versions": versions, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
+def timed(fn: Any, calls: int, *args: Any) -> list[float]:
+    """Seconds of each of ``calls`` consecutive calls ``fn(*args)`` (one block)."""
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn(*args)
+        out.append(time.perf_counter() - t)
+    return out
+
+
 def summarize(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(x * 1e3 for x in samples_s)
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+from common import RESULTS, ROOT, base_shape_model, machine, md_table, summarize, timed, write_report  # noqa: E402
 from contenders import AlbertOnnx, K, OpenVINO, OptimumDefault, PyTorchRecipe, pad, recipe_ids  # noqa: E402
 
 LENGTHS = [8, 16, 32, 64, 128, 256, 512]
@@ -91,12 +91,7 @@ def texts_of_length(tokenizer: Any, ours: Any, n: int, corpus: list[str], seed: 
 
 
 def timed_block(fn: Any, arg: Any, calls: int) -> list[float]:
-    out = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn(arg)
-        out.append(time.perf_counter() - t)
-    return out
+    return timed(fn, calls, arg)
 
 
 def calls_for(length: int, quick: bool) -> int:

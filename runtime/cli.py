@@ -1,4 +1,5 @@
-"""Command line: ``albert-onnx export`` (needs the [export] extra), ``fill-mask``, ``score`` and ``predict``."""
+"""Command line: ``albert-onnx export`` (needs the [export] extra), ``fill-mask``, ``score``, ``predict``,
+``batch`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import math
 import sys
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -78,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _task_options(b)
 
+    m = sub.add_parser("bench", help="latency, throughput, cold start and memory of an artifact (light install)")
+    m.add_argument("artifact", help="artifact folder written by `albert-onnx export`")
+    m.add_argument("--precision", action="append", choices=PRECISIONS, default=None,
+                   help="precision to time; repeat for several (default fp32)")
+    m.add_argument("--lengths", default=None,
+                   help="comma-separated token counts (default 8,16,32,64,128, those the model takes)")
+    m.add_argument("--batch", type=int, default=32, help="texts in the throughput run (default 32)")
+    m.add_argument("--threads", type=int, default=None)
+    m.add_argument("--calls", type=int, default=30, help="calls per round at 32 tokens or fewer (default 30)")
+    m.add_argument("--rounds", type=int, default=3)
+    m.add_argument("--no-cold-start", action="store_true", help="skip the cold-start and memory run")
+    m.add_argument("--json", dest="json_file", metavar="FILE", help="write the report as JSON")
+    m.add_argument("--markdown", metavar="FILE", help="write the report as Markdown (for CI summary pages)")
+    m.add_argument("--baseline", metavar="OLD.json", help="fail when a figure regressed against this report")
+    m.add_argument("--max-slowdown", type=float, default=1.25,
+                   help="with --baseline: the largest normalized slow-down accepted (default 1.25)")
+
     r = sub.add_parser("predict", help="run whatever task the artifact holds on texts")
     _runtime_options(r)
     r.add_argument("--text-pair", action="append", default=None, metavar="PAIR",
@@ -113,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             return _score(args)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "bench":
+            return _bench(args)
         return _predict(args)
     except AlbertOnnxError as exc:
         print(f"albert-onnx: error: {exc}", file=sys.stderr)
@@ -225,6 +246,43 @@ def _batch(args: argparse.Namespace) -> int:
                                 master=args.master, **common)
     print(json.dumps(summary))
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import compare, markdown, run_bench
+    from .engine.encoder import check_positive_int
+
+    lengths = None
+    if args.lengths is not None:
+        try:
+            lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--lengths must be comma-separated integers, not {args.lengths!r}") from None
+        for n in lengths:
+            check_positive_int("each of --lengths", n)
+    if args.max_slowdown <= 0:
+        raise InputError("--max-slowdown must be a positive ratio (1.2 = 20 % slower allowed), "
+                         f"not {args.max_slowdown}")
+    for name in ("batch", "calls", "rounds"):
+        check_positive_int(f"--{name}", getattr(args, name))
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = json.loads(Path(args.baseline).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the baseline {args.baseline}: {exc}") from None
+    report = run_bench(args.artifact, precisions=args.precision or ["fp32"], lengths=lengths, batch=args.batch,
+                       threads=args.threads, calls=args.calls, rounds=args.rounds, cold=not args.no_cold_start)
+    regressions = compare(report, baseline, args.max_slowdown) if baseline is not None else None
+    if regressions is not None:
+        report["regressions"] = regressions
+    text = markdown(report, regressions)
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    print(text, end="")
+    return 1 if regressions else 0
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 # Local Spark and Ray clusters of the tests stay on the loopback interface.
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Spark's Python workers: this venv's interpreter
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "corpus_ja.txt"

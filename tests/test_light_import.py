@@ -11,7 +11,7 @@ HEAVY = ["torch", "transformers", "sentencepiece", "tokenizers", "optimum", "onn
 
 def test_runtime_import_is_light() -> None:
     code = (
-        "import sys, albert_onnx, albert_onnx.cli, albert_onnx.batch\n"
+        "import sys, albert_onnx, albert_onnx.cli, albert_onnx.batch, albert_onnx.bench\n"
         "from albert_onnx import FillMask, Tokenizer\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )

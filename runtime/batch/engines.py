@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,13 +30,26 @@ def _input_table(input_path: str | Path, text_column: str, id_column: str) -> An
                      "error": pa.array([r.error for r in rows], pa.string())})
 
 
-def _fresh_output(output: str | Path) -> tuple[Path, Path]:
+@contextmanager
+def _job(input_path: str | Path, output: str | Path, text_column: str, id_column: str,
+         summary: dict[str, Any]) -> Iterator[tuple[Any, Path]]:
+    """The input rows as an Arrow table and a hidden folder to write into; renamed to
+    ``output`` when the engine is done, removed if it fails. Fills ``rows`` and ``seconds``."""
     out = Path(output)
     if out.exists():
         raise InputError(f"{out} already exists; the ray and spark engines write a new folder "
                          "(the local engine resumes into an existing one)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return out, out.with_name(f".{out.name}.partial-{os.getpid()}")
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    table = _input_table(input_path, text_column, id_column)
+    started = time.perf_counter()
+    try:
+        yield table, tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.replace(tmp, out)
+    summary.update(rows=len(table), seconds=round(time.perf_counter() - started, 2))
 
 
 class _RayWorker:
@@ -58,33 +74,26 @@ def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *,
         import ray
     except ImportError:
         raise InputError("the ray engine needs Ray: pip install 'albert-onnx[ray]'") from None
-    out, tmp = _fresh_output(output)
-    table = _input_table(input_path, text_column, id_column)
-    started = time.perf_counter()
-    owned = not ray.is_initialized()
-    if owned:
-        # a local Ray gets a CPU beyond the actors' for Ray Data's own read and write tasks
-        local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **local)  # type: ignore[arg-type]
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_arrow(table).repartition(max(1, min(len(table) // batch_rows + 1, 4 * workers)))
-        args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads)
-        ds = ds.map_batches(_RayWorker, fn_constructor_args=args,
-                            batch_format="pandas", batch_size=batch_rows, num_cpus=threads,
-                            compute=ray.data.ActorPoolStrategy(size=workers))
-        ds.select_columns(list(OUTPUT_COLUMNS)).write_parquet(str(tmp))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
+    summary: dict[str, Any] = {"workers": workers, "threads": threads}
+    with _job(input_path, output, text_column, id_column, summary) as (table, tmp):
+        owned = not ray.is_initialized()
         if owned:
-            ray.shutdown()
-    os.replace(tmp, out)
-    return {"rows": len(table), "seconds": round(time.perf_counter() - started, 2), "workers": workers,
-            "threads": threads}
+            # a local Ray gets a CPU beyond the actors' for Ray Data's own read and write tasks
+            local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **local)  # type: ignore[arg-type]
+        try:
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            ds = ray.data.from_arrow(table).repartition(max(1, min(len(table) // batch_rows + 1, 4 * workers)))
+            args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads)
+            ds = ds.map_batches(_RayWorker, fn_constructor_args=args,
+                                batch_format="pandas", batch_size=batch_rows, num_cpus=threads,
+                                compute=ray.data.ActorPoolStrategy(size=workers))
+            ds.select_columns(list(OUTPUT_COLUMNS)).write_parquet(str(tmp))
+        finally:
+            if owned:
+                ray.shutdown()
+    return summary
 
 
 _SPARK_PREDICTORS: dict[tuple[Any, ...], BatchPredictor] = {}
@@ -116,26 +125,21 @@ def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, 
         from pyspark.sql import SparkSession
     except ImportError:
         raise InputError("the spark engine needs pyspark (and Java 17): pip install 'albert-onnx[spark]'") from None
-    out, tmp = _fresh_output(output)
-    table = _input_table(input_path, text_column, id_column)
-    started = time.perf_counter()
-    if master is None:  # a local Spark talks to itself on the loopback interface only
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    spark = (SparkSession.builder.master(master or f"local[{workers}]").appName("albert-onnx batch")
-             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
-             .config("spark.executorEnv.OMP_NUM_THREADS", str(threads)).getOrCreate())
-    try:
-        frame = spark.createDataFrame(table.to_pandas(), schema="id string, text string, error string")
-        frame = frame.repartition(max(1, min(len(table) // 256 + 1, 4 * workers)))
-        key = (str(Path(artifact).resolve()), tuple(sorted(asdict(options or TaskOptions()).items())), precision,
-               threads)
-        frame.mapInPandas(_spark_partition(key), schema=SCHEMA).write.parquet(str(tmp))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        spark.stop()
-    os.replace(tmp, out)
-    return {"rows": len(table), "seconds": round(time.perf_counter() - started, 2), "workers": workers,
-            "threads": threads}
+    summary: dict[str, Any] = {"workers": workers, "threads": threads}
+    with _job(input_path, output, text_column, id_column, summary) as (table, tmp):
+        if master is None or master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local Spark stays on the loopback
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
+        spark = (SparkSession.builder.master(master or f"local[{workers}]").appName("albert-onnx batch")
+                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                 .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
+                 .config("spark.executorEnv.OMP_NUM_THREADS", str(threads)).getOrCreate())
+        try:
+            frame = spark.createDataFrame(table.to_pandas(), schema="id string, text string, error string")
+            frame = frame.repartition(max(1, min(len(table) // 256 + 1, 4 * workers)))
+            key = (str(Path(artifact).resolve()), tuple(sorted(asdict(options or TaskOptions()).items())),
+                   precision, threads)
+            frame.mapInPandas(_spark_partition(key), schema=SCHEMA).write.parquet(str(tmp))
+        finally:
+            spark.stop()
+    return summary
