@@ -30,6 +30,7 @@ from common import (  # noqa: E402
     base_shape_model,
     machine,
     md_table,
+    prefix_of_length,
     summarize,
     timed,
     write_report,
@@ -58,15 +59,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def sentence_of(tok: Any, corpus: list[str], n: int, start: int = 0) -> str:
     """A corpus stretch of about ``n`` pieces."""
-    pool = "".join(corpus[start:])
-    lo, hi = 1, len(pool)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if len(tok.encode(pool[:mid])) - 2 <= n:
-            lo = mid
-        else:
-            hi = mid - 1
-    return pool[:lo]
+    return prefix_of_length(tok, "".join(corpus[start:]), n + 2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, base_shape_model, machine, md_table, summarize, timed, write_report  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    base_shape_model,
+    machine,
+    md_table,
+    prefix_of_length,
+    summarize,
+    timed,
+    write_report,
+)
 
 HEADS = {  # task -> (transformers class, extra config)
     "text-classification": ("AlbertForSequenceClassification",
@@ -57,19 +66,6 @@ def head_folder(task: str, cache: Path) -> Path:
         if (base / name).exists():
             shutil.copyfile(base / name, folder / name)
     return folder
-
-
-def text_of(tokenizer: Any, n: int, corpus: list[str]) -> str:
-    """The longest prefix of the corpus that is ``n`` tokens long at most ([CLS]/[SEP] in)."""
-    pool = "".join(corpus)
-    lo, hi = 1, len(pool)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if len(tokenizer.encode(pool[:mid])) <= n:
-            lo = mid
-        else:
-            hi = mid - 1
-    return pool[:lo]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                       "albert-onnx fp32": lambda t: ours["fp32"](t, **kwargs),
                       "albert-onnx int8": lambda t: ours["int8"](t, **kwargs)}
         for n in (16, 128):
-            text = text_of(ours["fp32"].tokenizer, n, corpus)
+            text = prefix_of_length(ours["fp32"].tokenizer, "".join(corpus), n)
             samples: dict[str, list[float]] = {k: [] for k in contenders}
             for fn in contenders.values():
                 fn(text), fn(text)  # warm up

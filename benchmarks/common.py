@@ -53,6 +53,18 @@ def timed(fn: Any, calls: int, *args: Any) -> list[float]:
     return out
 
 
+def prefix_of_length(tokenizer: Any, pool: str, tokens: int) -> str:
+    """The longest prefix of ``pool`` that encodes to ``tokens`` ids at most ([CLS]/[SEP] in)."""
+    lo, hi = 1, len(pool)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer.encode(pool[:mid])) <= tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return pool[:lo]
+
+
 def summarize(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(x * 1e3 for x in samples_s)
 
