@@ -246,39 +246,17 @@ class Tokenizer:
         """Ids, type ids, character offsets and attention mask of a text or a pair, as
         ``AlbertTokenizerFast(text, text_pair, return_offsets_mapping=True)`` gives them
         (``[CLS] A [SEP] B [SEP]``; special tokens get the offsets ``(0, 0)``)."""
-        first = self._encode_spans(text)
-        second = None if text_pair is None else self._encode_spans(text_pair)
-        tokens: list[str] = []
-        ids: list[int] = []
-        offsets: list[Span] = []
-        type_ids: list[int] = []
-        special: list[int] = []
-
-        def add(part: list[tuple[str, int, Span]], type_id: int) -> None:
-            for piece, piece_id, span in part:
-                tokens.append(piece)
-                ids.append(piece_id)
-                offsets.append(span)
-                type_ids.append(type_id)
-                special.append(0)
+        parts = [self._encode_spans(text)] + ([] if text_pair is None else [self._encode_spans(text_pair)])
+        cls = (self._id_to_token[self.cls_token_id], self.cls_token_id, (0, 0))
+        sep = (self._id_to_token[self.sep_token_id], self.sep_token_id, (0, 0))
+        rows: list[tuple[str, int, Span, int, int]] = [(*cls, 0, 1)] if add_special_tokens else []
+        for type_id, part in enumerate(parts):  # (piece, id, span, type id, special)
+            rows += [(piece, piece_id, span, type_id, 0) for piece, piece_id, span in part]
             if add_special_tokens:
-                tokens.append(self._id_to_token[self.sep_token_id])
-                ids.append(self.sep_token_id)
-                offsets.append((0, 0))
-                type_ids.append(type_id)
-                special.append(1)
-
-        if add_special_tokens:
-            tokens.append(self._id_to_token[self.cls_token_id])
-            ids.append(self.cls_token_id)
-            offsets.append((0, 0))
-            type_ids.append(0)
-            special.append(1)
-        add(first, 0)
-        if second is not None:
-            add(second, 1)
-        return Encoding(ids=ids, type_ids=type_ids, offsets=offsets, attention_mask=[1] * len(ids),
-                        tokens=tokens, special_tokens_mask=special)
+                rows.append((*sep, type_id, 1))
+        return Encoding(ids=[r[1] for r in rows], type_ids=[r[3] for r in rows], offsets=[r[2] for r in rows],
+                        attention_mask=[1] * len(rows), tokens=[r[0] for r in rows],
+                        special_tokens_mask=[r[4] for r in rows])
 
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
                      truncation: bool = False, pad_to: int | None = None) -> dict[str, np.ndarray]:
