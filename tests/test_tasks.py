@@ -192,3 +192,21 @@ def test_shared_fine_tuned_models(name: str, task: str, tmp_path: Path) -> None:
     warnings.simplefilter("ignore")  # the pipeline's note on word boundaries
     kwargs: dict[str, Any] = {"top_k": None} if task == "text-classification" else {"aggregation_strategy": "simple"}
     assert_same(ours(sentences, **kwargs), ref(sentences, **kwargs))
+
+
+@pytest.mark.parametrize("head", ["cls", "ner", "encoder"])
+def test_one_predictor_shared_by_threads(spm_albert: Path, heads_root: Path, head: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = pipeline(head_artifact(head, spm_albert, heads_root)[1], precision="int8")
+    kwargs: dict[str, Any] = {"encoder": {"pooling": "mean"}, "ner": {"aggregation_strategy": "simple"}}.get(head, {})
+
+    def answer(text: str) -> Any:
+        out = predictor(text, **kwargs)
+        return out.tolist() if isinstance(out, np.ndarray) else out
+
+    want = {t: answer(t) for t in TEXTS[:20]}
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(answer, TEXTS[:20] * 10))
+    for text, result in zip(TEXTS[:20] * 10, got):
+        assert_same(result, want[text])
