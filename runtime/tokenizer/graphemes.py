@@ -44,9 +44,23 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(cluster, re.DOTALL), re.compile(joiners)
 
 
+class _JoinerTable(dict):  # type: ignore[type-arg]
+    """Code point -> may it join a neighbour, filled on first sight of each code point
+    (one dictionary lookup per character instead of a large character class per text)."""
+
+    def __missing__(self, c: str) -> bool:
+        value = _patterns()[1].match(c) is not None
+        self[c] = value
+        return value
+
+
+_JOINERS = _JoinerTable()
+
+
 def may_join(text: str) -> bool:
     """False when every code point of ``text`` is certainly a cluster of its own."""
-    return _patterns()[1].search(text) is not None
+    joiners = _JOINERS
+    return any(joiners[c] for c in text)
 
 
 def clusters(text: str) -> list[str]:

@@ -17,14 +17,12 @@ class Unigram:
     def __init__(self, vocab: list[tuple[str, float]], unk_id: int) -> None:
         self.unk_id = unk_id
         self._pieces: dict[str, tuple[int, float]] = {}
-        maxlen: dict[str, int] = {}
         for i, (piece, score) in enumerate(vocab):
             if piece and piece not in self._pieces:
                 self._pieces[piece] = (i, score)
-                first = piece[0]
-                if len(piece) > maxlen.get(first, 0):
-                    maxlen[first] = len(piece)
-        self._maxlen = maxlen
+        # every proper prefix of a piece: the search from a position stops at the first
+        # substring that no piece starts with
+        self._prefixes = frozenset(p[:k] for p in self._pieces for k in range(1, len(p)))
         self.unk_score = min(score for _, score in vocab) - _UNK_PENALTY
 
     def encode(self, word: str) -> list[tuple[str, int]]:
@@ -33,28 +31,27 @@ class Unigram:
         if n == 0:
             return []
         pieces_get = self._pieces.get
-        maxlen_get = self._maxlen.get
+        prefixes = self._prefixes
         unk_id, unk_score = self.unk_id, self.unk_score
         best = [0.0] * (n + 1)
         start = [-1] * (n + 1)
         ids = [0] * (n + 1)
         for i in range(n):
             base = best[i]
-            longest = maxlen_get(word[i], 0)
             single = False
-            if longest:
-                stop = n - i if longest > n - i else longest
-                for length in range(1, stop + 1):
-                    entry = pieces_get(word[i : i + length])
-                    if entry is not None:
-                        k = i + length
-                        score = base + entry[1]
-                        if start[k] < 0 or score > best[k]:
-                            best[k] = score
-                            start[k] = i
-                            ids[k] = entry[0]
-                        if length == 1:
-                            single = True
+            for k in range(i + 1, n + 1):
+                sub = word[i:k]
+                entry = pieces_get(sub)
+                if entry is not None:
+                    score = base + entry[1]
+                    if start[k] < 0 or score > best[k]:
+                        best[k] = score
+                        start[k] = i
+                        ids[k] = entry[0]
+                    if k == i + 1:
+                        single = True
+                if sub not in prefixes:
+                    break
             if not single:
                 k = i + 1
                 score = base + unk_score
