@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +55,19 @@ class Predictor:
     @property
     def manifest(self) -> Any:
         return self.encoder.artifact.manifest
+
+    def _encode_texts(self, texts: Sequence[str],
+                      check: Callable[[str, str, list[int]], None] | None = None) -> list[list[int]]:
+        """Id rows of ``texts`` (``[CLS]``/``[SEP]`` included), after the input checks: the
+        task's own ``check(where, text, ids)`` first, then the model's length limit."""
+        rows = []
+        for where, text in named_texts(texts):
+            ids = self.tokenizer.encode(text)
+            if check is not None:
+                check(where, text, ids)
+            self.encoder.check_length(where, len(ids))
+            rows.append(ids)
+        return rows
 
 
 def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:

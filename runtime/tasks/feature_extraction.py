@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine.io import FEATURE_EXTRACTION
 from ..errors import InputError
-from .base import Predictor, as_list, named_texts
+from .base import Predictor, as_list
 
 POOLINGS = ("cls", "mean", "none")
 
@@ -47,11 +47,7 @@ class FeatureExtractor(Predictor):
             raise InputError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
         if not isinstance(normalize, bool):
             raise InputError(f"normalize must be True or False, not {normalize!r}")
-        rows = []
-        for where, text in named_texts(as_list(inputs)):
-            ids = self.tokenizer.encode(text)
-            self.encoder.check_length(where, len(ids))
-            rows.append(ids)
+        rows = self._encode_texts(as_list(inputs))
         states = [out[0] for out in self.encoder.run(rows, ["last_hidden_state"])]
         if pooling == "none":
             tokens = [np.array(s, dtype=np.float32) for s in states]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine.io import FILL_MASK
 from ..errors import InputError
-from .base import Predictor, as_list, named_texts
+from .base import Predictor, as_list
 
 
 class Candidate(TypedDict):
@@ -75,11 +75,7 @@ class FillMask(Predictor):
 
         The graph computes the head only at the positions asked for; here that is all of them.
         """
-        rows = []
-        for where, text in named_texts(texts):
-            ids = self.tokenizer.encode(text)
-            self.encoder.check_length(where, len(ids))
-            rows.append(ids)
+        rows = self._encode_texts(texts)
         everywhere = [list(range(len(r))) for r in rows]
         return [out[0] for out in self.encoder.run(rows, ["logits"], positions=everywhere)]
 
@@ -113,18 +109,16 @@ class FillMask(Predictor):
     def _token_logprobs(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Per text, ``(piece, log-probability)`` of every token but ``[CLS]``/``[SEP]``."""
         tok = self.tokenizer
-        rows: list[list[int]] = []
-        pieces: list[list[str]] = []
-        for where, text in named_texts(texts):
-            ids = tok.encode(text)
+
+        def scorable(where: str, text: str, ids: list[int]) -> None:
             if tok.mask_token_id in ids:
                 raise InputError(f"{where} contains {tok.mask_token}: scoring masks each token in turn "
                                  f"itself, so give the plain text: {text[:60]!r}")
-            self.encoder.check_length(where, len(ids))
             if len(ids) <= 2:
                 raise InputError(f"{where} has no tokens to score: {text[:60]!r}")
-            rows.append(ids)
-            pieces.append(tok.tokenize(text))
+
+        rows = self._encode_texts(texts, scorable)
+        pieces = [tok.tokenize(text) for text in texts]
         copies = [(n, j) for n, ids in enumerate(rows) for j in range(1, len(ids) - 1)]
         out: list[list[tuple[str, float]]] = [[] for _ in rows]
         chunk = max(64, 4 * self.encoder.max_batch_size)  # copies in flight: memory stays bounded
@@ -146,15 +140,13 @@ class FillMask(Predictor):
         return int(top_k)
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        rows = []
-        mask_id = self.tokenizer.mask_token_id
-        for where, text in named_texts(texts):
-            ids = self.tokenizer.encode(text)
-            if mask_id not in ids:
-                raise InputError(f"{where} has no {self.tokenizer.mask_token} token: {text[:60]!r}")
-            self.encoder.check_length(where, len(ids))
-            rows.append(ids)
-        return rows
+        tok = self.tokenizer
+
+        def has_mask(where: str, text: str, ids: list[int]) -> None:
+            if tok.mask_token_id not in ids:
+                raise InputError(f"{where} has no {tok.mask_token} token: {text[:60]!r}")
+
+        return self._encode_texts(texts, has_mask)
 
     def _mask_positions(self, row: list[int]) -> list[int]:
         mask_id = self.tokenizer.mask_token_id
