@@ -3,44 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from albert_onnx import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_MODEL = SHARED / "models" / "albert-ja-mini-wagahai"
 RESULTS = ROOT / "benchmarks" / "results"
+PACKAGES = ("albert-onnx", "onnxruntime", "numpy", "torch", "transformers", "optimum", "optimum-onnx", "openvino",
+            "tokenizers", "sentencepiece")
 BASE_SHAPE = dict(vocab_size=32000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
                   num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new",
                   max_position_embeddings=512)
 
 
 def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
-        isa = sorted({f for f in flags.split() if f.startswith(("avx512", "avx2", "amx", "avx_vnni"))})
-    except (OSError, StopIteration):
-        isa = []
-    versions = {}
-    for name in ("albert-onnx", "onnxruntime", "numpy", "torch", "transformers", "optimum",
-                 "optimum-onnx", "openvino", "tokenizers", "sentencepiece"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"cpu": cpu, "isa": isa, "logical_cpus": os.cpu_count(), "threads": threads,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "versions": versions, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return bench.machine(threads, PACKAGES)
 
 
 def timed(fn: Any, calls: int, *args: Any) -> list[float]:
@@ -66,13 +48,7 @@ def prefix_of_length(tokenizer: Any, pool: str, tokens: int) -> str:
 
 
 def summarize(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(x * 1e3 for x in samples_s)
-
-    def q(p: float) -> float:
-        return ms[min(len(ms) - 1, int(round(p * (len(ms) - 1))))]
-
-    return {"median_ms": statistics.median(ms), "p90_ms": q(0.9), "p99_ms": q(0.99),
-            "mean_ms": statistics.fmean(ms), "n": len(ms)}
+    return {**bench.latency_stats(samples_s), "mean_ms": statistics.fmean(samples_s) * 1e3, "n": len(samples_s)}
 
 
 def base_shape_model(cache: Path) -> Path:

@@ -64,7 +64,8 @@ def _call(predictor: Any) -> Any:
     return lambda texts: predictor(texts)
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
+def latency_stats(samples: list[float]) -> dict[str, float]:
+    """Median, p90 and p99 in ms of samples in seconds."""
     ms = sorted(x * 1e3 for x in samples)
 
     def q(p: float) -> float:
@@ -117,7 +118,8 @@ def cold_start(artifact: str, precision: str, threads: int | None, text: str, ca
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def machine(threads: int | None) -> dict[str, Any]:
+def machine(threads: int | None, packages: Sequence[str] = ("albert-onnx", "onnxruntime", "numpy")) -> dict[str, Any]:
+    """The CPU, its vector extensions, the thread count and the versions of ``packages``."""
     cpu, isa = platform.processor() or platform.machine(), []
     try:
         info = Path("/proc/cpuinfo").read_text()
@@ -127,7 +129,7 @@ def machine(threads: int | None) -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str | None] = {}
-    for name in ("albert-onnx", "onnxruntime", "numpy"):
+    for name in packages:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -185,7 +187,7 @@ def run_bench(artifact: str, *, precisions: Sequence[str] = ("fp32",), lengths: 
                     call([texts[n]])
                     samples.append(time.perf_counter() - t)
             tokens = len(predictor.tokenizer.encode(texts[n]))
-            results.append({"precision": precision, "tokens": tokens, "batch": 1, **_stats(samples)})
+            results.append({"precision": precision, "tokens": tokens, "batch": 1, **latency_stats(samples)})
             bar.step(f"{precision} {tokens} tokens")
         mixed = [texts[usable[i % len(usable)]] for i in range(batch)]
         call(mixed)
@@ -194,7 +196,7 @@ def run_bench(artifact: str, *, precisions: Sequence[str] = ("fp32",), lengths: 
             t = time.perf_counter()
             call(mixed)
             samples.append(time.perf_counter() - t)
-        stats = _stats(samples)
+        stats = latency_stats(samples)
         throughput.append({"precision": precision, "texts": batch,
                            "texts_per_s": round(batch / (stats["median_ms"] / 1e3), 2), **stats})
         results.append({"precision": precision, "tokens": "mixed", "batch": batch, **stats})
