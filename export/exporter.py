@@ -20,7 +20,7 @@ from albert_onnx.tokenizer import Tokenizer
 
 from . import graph as G
 from .heads import make_head
-from .quantize import DEFAULT_INT8, float_tensors, quantize_int8, share_int8_embeddings
+from .quantize import DEFAULT_INT8, INT8_WEIGHTS, float_tensors, quantize_int8, share_int8_embeddings
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
 from .validate import INT8_GATES, compare_precisions, compare_with_torch, validation_batches
@@ -49,7 +49,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
                  quantize: str | None = None, fp16: bool = False, opset: int = 17,
                  revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
                  task: str = "auto", int8_min_agreement: float | None = None,
-                 log: Callable[[str], None] = print) -> Path:
+                 int8_weights: str = "uint8", log: Callable[[str], None] = print) -> Path:
     """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
 
     Args:
@@ -62,6 +62,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         int8_min_agreement: the int8 gate's bar for this task (default per task: fill-mask
             top-1 0.90, classification top label 0.97, embeddings mean cosine 0.99); 0 turns
             the gate off. Below it the export fails and writes nothing.
+        int8_weights: ``uint8`` (default: exact on every CPU) or ``int8`` (faster on CPUs
+            with VNNI, less accurate on x86 CPUs without it).
         fp16: add a float16 graph (for the CUDA provider).
         opset: ONNX opset of the exported graph.
         revision: hub revision (branch, tag or commit).
@@ -75,6 +77,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         raise ExportError(f"unknown quantization {quantize!r}; valid: 'int8' or none")
     if int8_min_agreement is not None and not 0.0 <= int8_min_agreement <= 1.0:
         raise ExportError(f"int8_min_agreement {int8_min_agreement} is out of range; valid: 0..1 (0 = no gate)")
+    if int8_weights not in INT8_WEIGHTS:
+        raise ExportError(f"unknown int8 weight type {int8_weights!r}; valid: {list(INT8_WEIGHTS)}")
     if not 11 <= opset <= 21:
         raise ExportError(f"opset {opset} is out of range; valid: 11..21 (default 17)")
     out = Path(out)
@@ -97,7 +101,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
             manifest = _build(src, tokenizer, work, stage, quantize=quantize, fp16=fp16,
-                              opset=opset, atol=atol, int8_min=int8_min_agreement, log=log)
+                              opset=opset, atol=atol, int8_min=int8_min_agreement,
+                              int8_settings={**DEFAULT_INT8, "weight_type": int8_weights}, log=log)
             manifest["export_seconds"] = round(time.perf_counter() - started, 1)
             _finish(stage, manifest)
             load_artifact(stage)  # the runtime's own check of what was written
@@ -111,7 +116,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
 
 
 def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize: str | None,
-           fp16: bool, opset: int, atol: float, int8_min: float | None,
+           fp16: bool, opset: int, atol: float, int8_min: float | None, int8_settings: dict[str, Any],
            log: Callable[[str], None]) -> dict[str, Any]:
     import onnx
 
@@ -133,7 +138,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     graphs: dict[str, Any] = {"fp32": {"file": FP32_FILE, "validation": check,
                                        "tensor_bytes": G.tensor_bytes(fused)}}
     if quantize == "int8":
-        quantize_int8(stage / FP32_FILE, work / "q.onnx", **DEFAULT_INT8)
+        quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings)
         qmodel = onnx.load(str(work / "q.onnx"))
         shared = share_int8_embeddings(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
@@ -143,12 +148,13 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
         figure, default_bar = INT8_GATES[task]
         bar = default_bar if int8_min is None else int8_min
         quality["gate"] = {"figure": figure, "min": bar, "value": quality[figure]}
-        log(f"int8 against fp32: {_quality_line(quality)}; gate {figure} >= {bar:g}"
+        log(f"int8 ({int8_settings['weight_type']} weights) against fp32: {_quality_line(quality)}; "
+            f"gate {figure} >= {bar:g}"
             + (" (off)" if bar == 0 else ""))
         if quality[figure] < bar:
             raise ExportError(f"int8 {figure} {quality[figure]:.3f} is below the gate {bar:g} "
                               "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
-        graphs["int8"] = {"file": INT8_FILE, "validation": quality, "settings": DEFAULT_INT8,
+        graphs["int8"] = {"file": INT8_FILE, "validation": quality, "settings": int8_settings,
                           "activation_scales": "dynamic-per-tensor",
                           "shared_embeddings": shared, "dedupe": dedupe,
                           "float_tensors": float_tensors(qmodel)}

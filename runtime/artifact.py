@@ -45,6 +45,7 @@ class GraphEntry(TypedDict, total=False):
     file: str  # always present; the rest is the export's record
     validation: dict[str, Any]
     activation_scales: str  # "dynamic-per-tensor" for ONNX Runtime's dynamic int8
+    settings: dict[str, Any]  # int8: how it was quantized ("weight_type": "uint8" or "int8")
 
 
 class Manifest(TypedDict, total=False):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine.cpu import cpu_info
 from .errors import InputError
 
 DEFAULT_LENGTHS = (8, 16, 32, 64, 128)
@@ -120,14 +121,8 @@ def cold_start(artifact: str, precision: str, threads: int | None, text: str, ca
 
 def machine(threads: int | None, packages: Sequence[str] = ("albert-onnx", "onnxruntime", "numpy")) -> dict[str, Any]:
     """The CPU, its vector extensions, the thread count and the versions of ``packages``."""
-    cpu, isa = platform.processor() or platform.machine(), []
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        cpu = next((x.split(":", 1)[1].strip() for x in info.splitlines() if x.startswith("model name")), cpu)
-        flags = next((x for x in info.splitlines() if x.startswith("flags")), "").split()
-        isa = sorted({f for f in flags if f.startswith(("avx512", "avx2", "amx", "avx_vnni"))})
-    except OSError:
-        pass
+    cpu, flags = cpu_info()
+    isa = sorted(f for f in flags if f.startswith(("avx512", "avx2", "amx", "avx_vnni")))
     versions: dict[str, str | None] = {}
     for name in packages:
         try:

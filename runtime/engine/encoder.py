@@ -7,8 +7,9 @@ encoder for some graph outputs, and turns the per-row slices it gets back into r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from ..artifact import PRECISIONS, SPIECE_NAME, Artifact, load_artifact
 from ..errors import ArtifactError, InputError
 from ..onnx_external_data import check_external_data
 from ..tokenizer import Tokenizer
+from .cpu import int8_weights_saturate
 from .io import GRAPH_IO, POSITION, TEXT, TOKEN, flat_positions
 from .session import check_threads, create_session, resolve_provider
 
@@ -67,6 +69,9 @@ class Encoder:
         self.batch_independent_scales = entry.get("activation_scales", "dynamic-per-tensor"
                                                   if precision == "int8" else "none") != "dynamic-per-tensor"
         self.max_batch_size = max_batch_size if self.batch_independent_scales else 1
+        self.int8_note = _int8_weights_note(entry, precision, resolved)
+        if self.int8_note:
+            log.warning(self.int8_note)
         self.max_length = self.artifact.max_length
         self.tokenizer = Tokenizer.from_artifact(self.artifact, mask_fix=mask_fix)
         self.io = GRAPH_IO[self.task]
@@ -143,3 +148,15 @@ class Encoder:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
+
+
+def _int8_weights_note(entry: Mapping[str, Any], precision: str, provider: str) -> str | None:
+    """A warning for int8 weights on a CPU where ONNX Runtime's int8 products saturate."""
+    if precision != "int8" or provider != "cpu":
+        return None
+    weights = entry.get("settings", {}).get("weight_type", "int8")  # before uint8 became the default
+    if weights != "int8" or not int8_weights_saturate():
+        return None
+    return ("this int8 graph has int8 weights, which ONNX Runtime multiplies with saturating 16-bit sums "
+            "on this CPU (x86 without VNNI): answers drift further from fp32 than the export measured; "
+            "re-export with --int8-weights uint8 (the default) for exact int8 products on every CPU")

@@ -43,6 +43,7 @@ class Predictor:
     precision: str = property(lambda self: self.encoder.precision)  # type: ignore[assignment]
     provider: str = property(lambda self: self.encoder.provider)  # type: ignore[assignment]
     fallback_note: str | None = property(lambda self: self.encoder.fallback_note)  # type: ignore[assignment]
+    int8_note: str | None = property(lambda self: self.encoder.int8_note)  # type: ignore[assignment]
     io_binding: bool = property(lambda self: self.encoder.io_binding)  # type: ignore[assignment]
     max_length: int = property(lambda self: self.encoder.max_length)  # type: ignore[assignment]
     max_batch_size: int = property(lambda self: self.encoder.max_batch_size)  # type: ignore[assignment]
