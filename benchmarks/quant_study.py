@@ -84,13 +84,13 @@ def dynamic(src: Path, dst: Path, cfg: dict[str, Any]) -> None:
     import onnx
 
     from albert_onnx.export.graph import dedupe_initializers
-    from albert_onnx.export.quantize import quantize_int8, share_int8_embeddings
+    from albert_onnx.export.quantize import int8_embedding_lookup, quantize_int8
 
     quantize_int8(src, dst, weight_type=cfg["weight_type"], per_channel=cfg["per_channel"],
                   reduce_range=cfg["reduce_range"], op_types=cfg["op_types"])
     model = onnx.load(str(dst))
     if cfg["share"]:
-        share_int8_embeddings(model)
+        int8_embedding_lookup(model)
     dedupe_initializers(model)
     onnx.save(model, str(dst))
 

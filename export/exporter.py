@@ -20,7 +20,7 @@ from albert_onnx.tokenizer import Tokenizer
 
 from . import graph as G
 from .heads import make_head
-from .quantize import DEFAULT_INT8, INT8_WEIGHTS, float_tensors, quantize_int8, share_int8_embeddings
+from .quantize import DEFAULT_INT8, INT8_WEIGHTS, float_tensors, int8_embedding_lookup, quantize_int8
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
 from .validate import INT8_GATES, compare_precisions, compare_with_torch, validation_batches
@@ -140,7 +140,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     if quantize == "int8":
         quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings)
         qmodel = onnx.load(str(work / "q.onnx"))
-        shared = share_int8_embeddings(qmodel)
+        lookup = int8_embedding_lookup(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
         quality = compare_precisions(task, fp32_session, _session(stage / INT8_FILE), tokenizer, SAMPLE_TEXTS,
@@ -156,7 +156,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
                               "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
         graphs["int8"] = {"file": INT8_FILE, "validation": quality, "settings": int8_settings,
                           "activation_scales": "dynamic-per-tensor",
-                          "shared_embeddings": shared, "dedupe": dedupe,
+                          "embedding_lookup": lookup, "dedupe": dedupe,
                           "float_tensors": float_tensors(qmodel)}
     if fp16:
         graphs["fp16"] = _fp16(task, fused, stage, fp32_session, tokenizer, max_len, log)

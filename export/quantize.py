@@ -8,8 +8,8 @@ from typing import Any
 
 # Chosen by measurement (benchmarks/quant_study.py, README "int8"): per-channel weights over
 # their full range, uint8 activations (ONNX Runtime's dynamic quantization), and the word
-# embeddings shared in int8 with the tied decoder (share_int8_embeddings). Weights are uint8
-# by default: ONNX Runtime computes uint8 x int8 on x86 CPUs without VNNI with 16-bit sums
+# embeddings looked up in int8 (int8_embedding_lookup), shared with a tied decoder. Weights are
+# uint8 by default: ONNX Runtime computes uint8 x int8 on x86 CPUs without VNNI with 16-bit sums
 # that saturate (shared model, held-out masks, AVX2: top-1 agreement 0.908 against 0.975 with
 # uint8 weights, which every CPU computes exactly); "int8" weights are faster on VNNI CPUs.
 INT8_WEIGHTS = ("uint8", "int8")
@@ -58,50 +58,85 @@ def float_tensors(model: Any) -> dict[str, int]:
     return out
 
 
-def share_int8_embeddings(model: Any) -> dict[str, Any]:
-    """Let the embedding lookup read the decoder's int8 copy of the tied word embeddings.
+def _uint8_rows(table: Any) -> tuple[Any, Any, Any]:
+    """Asymmetric uint8 per row of ``table`` [V, E] (as ONNX Runtime quantizes a uint8 weight per
+    channel): the codes transposed to [E, V], the scales [V] and zero points [V]."""
+    import numpy as np
 
-    Dynamic quantization turns the tied decoder (Gemm with transB on the embedding matrix)
-    into an int8, per-vocabulary-row quantized ``[embedding, vocab]`` copy, while the lookup
-    keeps the float ``[vocab, embedding]`` matrix: the file then holds the matrix twice. Here
-    the lookup table becomes Transpose(Cast(int8) * scale), a subgraph of initializers only,
-    which ONNX Runtime folds once when the session is created: the file holds the int8 matrix
-    once, and each word vector is its per-row int8 reconstruction.
+    lo = np.minimum(table.min(axis=1), 0.0)
+    hi = np.maximum(table.max(axis=1), 0.0)
+    scale = ((hi - lo) / 255.0).astype(np.float32)
+    scale[scale == 0] = 1.0
+    zero = np.clip(np.round(-lo / scale), 0, 255).astype(np.uint8)
+    codes = np.clip(np.round(table / scale[:, None]) + zero[:, None], 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(codes.T), scale, zero
+
+
+def int8_embedding_lookup(model: Any) -> dict[str, Any]:
+    """Look the word vectors up in int8 instead of a float matrix.
+
+    The fused ``EmbedLayerNormalization`` reads a float ``[vocab, embedding]`` matrix. Here it
+    becomes the same computation in plain ops on int8 codes: gather the ids' columns of an
+    ``[embedding, vocab]`` uint8 matrix with per-word scales and zero points, dequantize only
+    those, add the position and token-type vectors, ``LayerNormalization``; the attention
+    mask index is the mask's row sums, as the fused op gives it. With a tied decoder the
+    matrix is the decoder's own quantized copy (the file holds the words once); otherwise the
+    word embeddings are quantized per word here. No float copy of the matrix exists at run time
+    (folding one at session creation cost about 45 MB of peak memory at the base shape).
     """
-    from onnx import helper, numpy_helper
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     embed = next((n for n in g.node if n.op_type == "EmbedLayerNormalization"), None)
     if embed is None:
-        return {"shared": False, "reason": "no EmbedLayerNormalization node"}
-    word = embed.input[2]
-    qname, sname, zname = (f"{word}_Transposed_quantized", f"{word}_Transposed_scale",
-                           f"{word}_Transposed_zero_point")
-    if qname not in inits or sname not in inits or word not in inits:
-        return {"shared": False, "reason": "decoder was not quantized from the tied weights"}
-    users = [n for n in g.node if word in n.input]
-    if users != [embed]:
-        return {"shared": False, "reason": "the float embedding matrix has other users"}
-    zp = numpy_helper.to_array(inits[zname]) if zname in inits else None
-    cast = f"{word}_int8_as_float"
-    nodes = [helper.make_node("Cast", [qname], [cast], to=1, name="shared_embedding_cast")]
-    source = cast
-    if zp is not None and zp.any():
-        zf = f"{zname}_as_float"
-        nodes.append(helper.make_node("Cast", [zname], [zf], to=1, name="shared_embedding_zp_cast"))
-        nodes.append(helper.make_node("Sub", [cast, zf], [f"{cast}_centered"], name="shared_embedding_zp"))
-        source = f"{cast}_centered"
-    nodes += [
-        helper.make_node("Mul", [source, sname], [f"{word}_scaled_t"], name="shared_embedding_scale"),
-        helper.make_node("Transpose", [f"{word}_scaled_t"], [f"{word}_from_int8"], perm=[1, 0],
-                         name="shared_embedding_transpose"),
+        return {"int8_lookup": False, "reason": "no EmbedLayerNormalization node"}
+    ids, types, word, position, token_type, gamma, beta = embed.input[:7]
+    mask = embed.input[7] if len(embed.input) > 7 else ""
+    extra = [x for x in embed.input[8:] if x]
+    if word not in inits or not types or extra or (len(embed.output) > 1 and embed.output[1] and not mask):
+        return {"int8_lookup": False, "reason": "EmbedLayerNormalization without the inputs this rewrite expects"}
+    p = "int8_lookup_"
+    codes, scale, zero = f"{word}_Transposed_quantized", f"{word}_Transposed_scale", f"{word}_Transposed_zero_point"
+    tied = all(name in inits for name in (codes, scale, zero)) \
+        and inits[codes].data_type in (TensorProto.UINT8, TensorProto.INT8) \
+        and list(inits[codes].dims)[::-1] == list(inits[word].dims)
+    if not tied:
+        codes, scale, zero = p + "word_codes", p + "word_scale", p + "word_zero_point"
+        arrays = _uint8_rows(numpy_helper.to_array(inits[word]).astype(np.float32))
+        g.initializer.extend(numpy_helper.from_array(a, n) for a, n in zip(arrays, (codes, scale, zero)))
+    g.initializer.extend([numpy_helper.from_array(np.array([1], dtype=np.int64), p + "axis1"),
+                          numpy_helper.from_array(np.array(0, dtype=np.int64), p + "zero"),
+                          numpy_helper.from_array(np.array(1, dtype=np.int64), p + "one")])
+    eps = next((a.f for a in embed.attribute if a.name == "epsilon"), 1e-12)
+    nodes = [
+        helper.make_node("Gather", [codes, ids], [p + "codes"], axis=1),  # [E, B, S]
+        helper.make_node("Cast", [p + "codes"], [p + "codes_f"], to=TensorProto.FLOAT),
+        helper.make_node("Gather", [zero, ids], [p + "zp"], axis=0),  # [B, S]
+        helper.make_node("Cast", [p + "zp"], [p + "zp_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", [p + "codes_f", p + "zp_f"], [p + "centered"]),
+        helper.make_node("Gather", [scale, ids], [p + "scale"], axis=0),
+        helper.make_node("Mul", [p + "centered", p + "scale"], [p + "words_t"]),
+        helper.make_node("Transpose", [p + "words_t"], [p + "words"], perm=[1, 2, 0]),  # [B, S, E]
+        helper.make_node("Gather", [token_type, types], [p + "types"], axis=0),
+        helper.make_node("Shape", [ids], [p + "shape"]),
+        helper.make_node("Gather", [p + "shape", p + "one"], [p + "length"], axis=0),
+        helper.make_node("Range", [p + "zero", p + "length", p + "one"], [p + "positions"]),
+        helper.make_node("Gather", [position, p + "positions"], [p + "position_vectors"], axis=0),
+        helper.make_node("Add", [p + "words", p + "types"], [p + "sum0"]),
+        helper.make_node("Add", [p + "sum0", p + "position_vectors"], [p + "sum"]),
+        helper.make_node("LayerNormalization", [p + "sum", gamma, beta], [embed.output[0]], axis=-1,
+                         epsilon=eps, name=p + "layer_norm"),
     ]
-    embed.input[2] = f"{word}_from_int8"
-    saved = int(numpy_helper.to_array(inits[word]).nbytes)
-    g.initializer.remove(inits[word])
-    # put the new nodes first: they depend on initializers only
-    old = list(g.node)
-    del g.node[:]
-    g.node.extend(nodes + old)
-    return {"shared": True, "float_bytes_removed": saved}
+    if len(embed.output) > 1 and embed.output[1]:
+        nodes.append(helper.make_node("ReduceSum", [mask, p + "axis1"], [embed.output[1]], keepdims=0))
+    at = list(g.node).index(embed)
+    g.node.remove(embed)
+    for k, node in enumerate(nodes):
+        g.node.insert(at + k, node)
+    saved = 0
+    if not any(word in n.input for n in g.node):
+        saved = int(numpy_helper.to_array(inits[word]).nbytes)
+        g.initializer.remove(inits[word])
+    return {"int8_lookup": True, "tied_decoder": tied, "float_bytes_removed": saved}

@@ -25,7 +25,9 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert m["graph_info"]["fusions"]["Attention"] == TINY["num_hidden_layers"]
     assert m["graph_info"]["fusions"]["SkipLayerNormalization"] == 2 * TINY["num_hidden_layers"]
     assert m["graphs"]["int8"]["validation"]["masks"] > 50
-    assert m["graphs"]["int8"]["shared_embeddings"]["shared"]
+    assert m["graphs"]["int8"]["embedding_lookup"] == {"int8_lookup": True, "tied_decoder": True,
+                                                       "float_bytes_removed": m["model"]["vocab_size"]
+                                                       * m["model"]["embedding_size"] * 4}
     fp16 = m["graphs"]["fp16"]["validation_cpu"]  # ONNX Runtime runs the fp16 graph on the CPU
     assert isinstance(fp16, dict) and fp16["top1_agreement"] >= 0.9, fp16
     assert m["tokenizer"]["special_tokens"]["mask_token"] == "[MASK]"
