@@ -7,15 +7,27 @@ when ``do_lower_case``; the spiece precompiled charsmap, applied per grapheme cl
 
 from __future__ import annotations
 
+import array
 import re
 import struct
+import sys
 import unicodedata
+from collections.abc import Sequence
 
 from ..errors import ArtifactError
 from . import _unicode_data as U
 from .graphemes import clusters, may_join
 
 _MULTI_SPACE = re.compile(" {2,}")
+
+
+def _uint32_view(data: bytes) -> Sequence[int]:
+    """Little-endian uint32 values of ``data`` as a compact read-only sequence."""
+    if sys.byteorder == "little":
+        return memoryview(data).cast("I")
+    values = array.array("I", data)
+    values.byteswap()
+    return values
 
 
 class PrecompiledCharsmap:
@@ -27,7 +39,8 @@ class PrecompiledCharsmap:
         (trie_size,) = struct.unpack_from("<I", blob)
         if trie_size % 4 or 4 + trie_size > len(blob):
             raise ArtifactError(f"{source}: precompiled charsmap has a bad trie size {trie_size}")
-        self._units = struct.unpack_from(f"<{trie_size // 4}I", blob, 4)
+        # 32-bit units read in place (a tuple of Python ints would take 1.5 MB for NFKC's map)
+        self._units = _uint32_view(blob[4 : 4 + trie_size])
         self._strings = blob[4 + trie_size :]
         self._source = source
         self._table = _LazyTable(self._single)

@@ -16,10 +16,12 @@ class Unigram:
 
     def __init__(self, vocab: list[tuple[str, float]], unk_id: int) -> None:
         self.unk_id = unk_id
-        self._pieces: dict[str, tuple[int, float]] = {}
-        for i, (piece, score) in enumerate(vocab):
+        # piece -> id, and each id's score: no tuple per piece (32k pieces: 1.8 MB less)
+        self._pieces: dict[str, int] = {}
+        self._scores = [score for _, score in vocab]
+        for i, (piece, _) in enumerate(vocab):
             if piece and piece not in self._pieces:
-                self._pieces[piece] = (i, score)
+                self._pieces[piece] = i
         # every proper prefix of a piece: the search from a position stops at the first
         # substring that no piece starts with
         self._prefixes = frozenset(p[:k] for p in self._pieces for k in range(1, len(p)))
@@ -31,6 +33,7 @@ class Unigram:
         if n == 0:
             return []
         pieces_get = self._pieces.get
+        scores = self._scores
         prefixes = self._prefixes
         unk_id, unk_score = self.unk_id, self.unk_score
         best = [0.0] * (n + 1)
@@ -41,13 +44,13 @@ class Unigram:
             single = False
             for k in range(i + 1, n + 1):
                 sub = word[i:k]
-                entry = pieces_get(sub)
-                if entry is not None:
-                    score = base + entry[1]
+                pid = pieces_get(sub)
+                if pid is not None:
+                    score = base + scores[pid]
                     if start[k] < 0 or score > best[k]:
                         best[k] = score
                         start[k] = i
-                        ids[k] = entry[0]
+                        ids[k] = pid
                     if k == i + 1:
                         single = True
                 if sub not in prefixes:
@@ -79,5 +82,5 @@ class Unigram:
         return out
 
     def _fused(self, text: str) -> tuple[str, int]:
-        entry = self._pieces.get(text)
-        return text, (self.unk_id if entry is None else entry[0])
+        pid = self._pieces.get(text)
+        return text, (self.unk_id if pid is None else pid)
