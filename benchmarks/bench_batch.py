@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED_MODEL, base_shape_model, machine, md_table, write_report  # noqa: E402
+from common import ROOT, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,14 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     from albert_onnx import FillMask
     from albert_onnx.batch import run_local
     from albert_onnx.batch.engines import run_ray, run_spark
-    from albert_onnx.export import export_model
 
     warnings.simplefilter("ignore")
     transformers.logging.set_verbosity_error()
     source = SHARED_MODEL if SHARED_MODEL.is_dir() else base_shape_model(args.cache)
-    art = args.cache / f"artifact-batch-{source.name}"
-    if not (art / "manifest.json").exists():
-        export_model(str(source), art, quantize="int8", int8_min_agreement=0.0, log=lambda s: None)
+    art = cached_artifact(source, args.cache / f"artifact-batch-{source.name}", quantize="int8",
+                          int8_min_agreement=0.0)
     lines = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
              if x.strip() and "[" not in x and "<" not in x]
     texts = []

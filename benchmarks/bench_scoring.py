@@ -28,6 +28,7 @@ from common import (  # noqa: E402
     ROOT,
     SHARED_MODEL,
     base_shape_model,
+    cached_artifact,
     machine,
     md_table,
     prefix_of_length,
@@ -74,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     from albert_onnx import FillMask
-    from albert_onnx.export import export_model
 
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     md = ["# Masked-LM scoring (pseudo-log-likelihood)\n"]
 
     if SHARED_MODEL.is_dir():  # accuracy on a trained model
-        art = args.cache / "artifact-shared-mini"
-        if not (art / "manifest.json").exists():
-            export_model(str(SHARED_MODEL), art, quantize="int8", log=lambda s: None)
+        art = cached_artifact(SHARED_MODEL, args.cache / "artifact-shared-mini", quantize="int8")
         sentences = [s for s in (SHARED_MODEL / "heldout_sentences.txt").read_text(encoding="utf-8").split("\n")
                      if s.strip()]
         model = transformers.AlbertForMaskedLM.from_pretrained(str(SHARED_MODEL)).eval()
@@ -103,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Spearman {acc['int8_spearman_vs_fp32']:.4f}, max |Δ| {acc['int8_max_abs_diff_vs_fp32']:.2f}.\n")
 
     folder = base_shape_model(args.cache)
-    art = args.cache / "artifact-fill-mask"
-    if not (art / "manifest.json").exists():
-        export_model(str(folder), art, quantize="int8", int8_min_agreement=0.0, log=lambda s: None)
+    art = cached_artifact(folder, args.cache / "artifact-fill-mask", quantize="int8", int8_min_agreement=0.0)
     model = transformers.AlbertForMaskedLM.from_pretrained(str(folder)).eval()
     tok = transformers.AlbertTokenizerFast.from_pretrained(str(folder))
     ours = {p: FillMask(art, precision=p, threads=args.threads) for p in ("fp32", "int8")}

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ROOT,
     base_shape_model,
+    cached_artifact,
     machine,
     md_table,
     prefix_of_length,
@@ -82,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     from albert_onnx import pipeline
-    from albert_onnx.export import export_model
 
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for task, (cls_name, _) in HEADS.items():
         folder = head_folder(task, args.cache)
-        art = args.cache / f"artifact-{task}"
-        if not (art / "manifest.json").exists():
-            export_model(str(folder), art, quantize="int8", int8_min_agreement=0.0, log=lambda s: None)
+        art = cached_artifact(folder, args.cache / f"artifact-{task}", quantize="int8", int8_min_agreement=0.0)
         model = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()
         ref = transformers.pipeline(task, model=model, device="cpu",
                                     tokenizer=transformers.AlbertTokenizerFast.from_pretrained(str(folder)))

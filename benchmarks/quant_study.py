@@ -32,7 +32,16 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED_MODEL, base_shape_model, machine, md_table, summarize, write_report  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    SHARED_MODEL,
+    base_shape_model,
+    cached_artifact,
+    machine,
+    md_table,
+    summarize,
+    write_report,
+)
 
 OPS = ["Attention", "MatMul", "Gather"]
 OPS_EMB = [*OPS, "EmbedLayerNormalization"]  # QEmbedLayerNorm: per-tensor int8 lookup table
@@ -202,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     quiet()
     from albert_onnx.engine.cpu import int8_weights_saturate
     from albert_onnx.engine.session import create_session
-    from albert_onnx.export import export_model
     from albert_onnx.export.validate import agreement, masked_rows, top_k_of
     from albert_onnx.tokenizer import Tokenizer
 
@@ -210,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     arts = {}
     for name, src in (("mini", SHARED_MODEL), ("base", base_shape_model(cache))):
-        arts[name] = cache / f"study-{name}"
-        if not (arts[name] / "manifest.json").exists():
-            export_model(str(src), arts[name], overwrite=True, log=lambda s: None)
+        arts[name] = cached_artifact(src, cache / f"study-{name}")
     toks = {name: Tokenizer.from_pretrained(art) for name, art in arts.items()}
     tok = toks["mini"]
     heldout = [x for x in (SHARED_MODEL / "heldout_sentences.txt").read_text(encoding="utf-8").split("\n") if x]
