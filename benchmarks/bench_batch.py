@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
+from common import CACHE, ROOT, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=10000)
     ap.add_argument("--pytorch-rows", type=int, default=2000, help="rows for the PyTorch recipe (rate extrapolated)")
     ap.add_argument("--precision", default="int8")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "albert-onnx-bench")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     args = ap.parse_args(argv)
     import torch
     import transformers

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    CACHE,
     ROOT,
     SHARED_MODEL,
     base_shape_model,
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "albert-onnx-bench")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     args = ap.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     import torch

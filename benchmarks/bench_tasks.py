@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    CACHE,
     ROOT,
     base_shape_model,
     cached_artifact,
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one round, fewer calls")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "albert-onnx-bench")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     args = ap.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     scale = 0.3 if args.quick else 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_MODEL = SHARED / "models" / "albert-ja-mini-wagahai"
 RESULTS = ROOT / "benchmarks" / "results"
+CACHE = Path(tempfile.gettempdir()) / "albert-onnx-bench"  # models and artifacts the scripts reuse
 PACKAGES = ("albert-onnx", "onnxruntime", "numpy", "torch", "transformers", "optimum", "optimum-onnx", "openvino",
             "nncf", "tokenizers", "sentencepiece")
 BASE_SHAPE = dict(vocab_size=32000, embedding_size=128, hidden_size=768, num_hidden_layers=12,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    CACHE,
     ROOT,
     SHARED_MODEL,
     base_shape_model,
@@ -203,7 +203,7 @@ def simulated(src: Path, dst: Path, cfg: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "albert-onnx-bench"))
+    ap.add_argument("--cache", type=Path, default=CACHE)
     args = ap.parse_args(argv)
     if not SHARED_MODEL.exists():
         print(f"{SHARED_MODEL} is absent: the study needs a trained model", file=sys.stderr)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from albert_onnx.export.validate import agreement, masked_rows, top_k_of
     from albert_onnx.tokenizer import Tokenizer
 
-    cache = Path(args.cache)
+    cache = args.cache
     cache.mkdir(parents=True, exist_ok=True)
     arts = {}
     for name, src in (("mini", SHARED_MODEL), ("base", base_shape_model(cache))):

@@ -21,7 +21,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    CACHE,
     RESULTS,
     ROOT,
     base_shape_model,
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=Path, help="earlier JSON to compare with, by ratio to PyTorch")
     ap.add_argument("--margin", type=float, default=0.25,
                     help="fail when a ratio falls more than this fraction below the baseline's")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "albert-onnx-bench")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--output", default=None, help="report name under benchmarks/results")
     args = ap.parse_args(argv)
     started = time.perf_counter()
