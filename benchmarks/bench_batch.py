@@ -7,7 +7,7 @@ engine (worker processes, a local Ray, a local Spark).
 
   python benchmarks/bench_batch.py [--rows 10000]
 
-Results: benchmarks/results/batch.{json,md}.
+Results: benchmarks/results/CLASS/batch.{json,md}.
 """
 
 from __future__ import annotations

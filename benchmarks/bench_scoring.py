@@ -9,7 +9,7 @@ against fp32's (Spearman).
 
   python benchmarks/bench_scoring.py [--quick]
 
-Results: benchmarks/results/scoring.{json,md}.
+Results: benchmarks/results/CLASS/scoring.{json,md}.
 """
 
 from __future__ import annotations

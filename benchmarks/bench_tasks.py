@@ -8,7 +8,7 @@ blocks of consecutive calls over several rounds, 2 threads for every contender.
   python benchmarks/bench_tasks.py            # about 10 minutes on 2 cores
   python benchmarks/bench_tasks.py --quick
 
-Results: benchmarks/results/tasks.{json,md}.
+Results: benchmarks/results/CLASS/tasks.{json,md}.
 """
 
 from __future__ import annotations

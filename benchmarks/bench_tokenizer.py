@@ -3,7 +3,7 @@ sentencepiece, on the project's corpus (and the novel in ../shared/corpus when p
 
 Reports tokens per second over whole corpora, one text per call, and the latency of a
 20-character sentence (median and p90 of many calls). Writes
-benchmarks/results/tokenizer.{json,md}.
+benchmarks/results/CLASS/tokenizer.{json,md}.
 
 Run: python benchmarks/bench_tokenizer.py
 """

@@ -98,9 +98,18 @@ def cached_artifact(source: Path, artifact: Path, **export_options: Any) -> Path
     return artifact
 
 
+def class_folder(cpu_class: str | None = None) -> Path:
+    """Where this CPU class's reports live (``results/avx2``, ``results/avx512-vnni``, ``results/amx``):
+    figures of different classes are never mixed in one file."""
+    words = "".join(c if c.isalnum() or c == " " else "" for c in (cpu_class or bench.cpu_class()).lower())
+    return RESULTS / "-".join(words.split())
+
+
 def write_report(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    j, m = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    """Write ``name``.json and ``name``.md under the CPU class's folder of results."""
+    folder = class_folder(data.get("machine", {}).get("cpu_class"))
+    folder.mkdir(parents=True, exist_ok=True)
+    j, m = folder / f"{name}.json", folder / f"{name}.md"
     j.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     m.write_text(markdown, encoding="utf-8")
     return j, m

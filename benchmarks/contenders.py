@@ -151,12 +151,18 @@ class OpenVINOInt8(OpenVINO):
 class AlbertOnnx:
     """This package's runtime: its own tokenizer (mask fix) and the masked top-k graph."""
 
-    def __init__(self, artifact: Path, precision: str, threads: int) -> None:
+    def __init__(self, artifact: Path, precision: str, threads: int, int8_weights: str = "auto") -> None:
         from albert_onnx import FillMask
 
-        self.fm = FillMask(artifact, precision=precision, threads=threads)
-        self.name = f"albert-onnx {precision}"
+        self.fm = FillMask(artifact, precision=precision, threads=threads, int8_weights=int8_weights)
+        self.name = f"albert-onnx {precision}" + ("" if int8_weights == "auto" else f", {int8_weights} weights")
         self.k = np.array([K], dtype=np.int64)
+
+    @staticmethod
+    def kernel(form: str) -> str:
+        from albert_onnx.engine.cpu import int8_kernel
+
+        return int8_kernel(form)
 
     def model_only(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         from albert_onnx.engine.io import flat_positions

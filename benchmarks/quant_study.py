@@ -13,7 +13,7 @@ shape the model-only latency at 16 and 128 tokens. Three families:
   one scale per text, which checks the simulation against a real exact kernel (uint8 weights).
 
 The figures depend on the CPU: without VNNI, ONNX Runtime adds uint8 x int8 products in
-16 bits, which saturate with full-range int8 weights. Writes benchmarks/results/quant_study.{json,md}.
+16 bits, which saturate with full-range int8 weights. Writes benchmarks/results/CLASS/quant_study.{json,md}.
 
 Run: python benchmarks/quant_study.py [--threads 2]
 """

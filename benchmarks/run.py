@@ -9,10 +9,11 @@ hidden 768, embedding 128, 12 heads, FFN 3072, vocab 32000) with random weights.
 
 Each contender is timed in blocks of consecutive calls, over several rounds, never one call
 of each in turn: on a small machine one framework's spinning thread pool slows the next
-one's call. Results: benchmarks/results/benchmark.{json,md} and latency.png.
+one's call. Results: benchmarks/results/CLASS/benchmark.{json,md} and latency.png, CLASS the CPU
+class (avx2, avx512-vnni, amx: int8 kernels differ per class).
 
   python benchmarks/run.py                 # full run (about 10 minutes on 2 cores)
-  python benchmarks/run.py --quick --baseline benchmarks/results/benchmark.json --margin 0.25
+  python benchmarks/run.py --quick --baseline benchmarks/results/avx2/benchmark.json --margin 0.25
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     CACHE,
-    RESULTS,
     ROOT,
     base_shape_model,
     cached_artifact,
@@ -118,6 +118,7 @@ kind, path, text, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[
 if kind.startswith("albert-onnx"):
     from albert_onnx import FillMask
     fm = FillMask(path, precision=kind.split()[-1], threads=threads)
+    int8_load = fm.encoder.int8.seconds if fm.encoder.int8 is not None else None
     answer = lambda: fm.predict_ids([text], top_k=5)
 else:
     import torch
@@ -137,7 +138,7 @@ for _ in range(int(sys.argv[5])):
     answer()
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]
 peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cold_start_s": cold, "peak_rss_mb": peak}))
+print(json.dumps({"cold_start_s": cold, "peak_rss_mb": peak, "int8_load_s": globals().get("int8_load")}))
 """
 
 
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                              OptimumDefault(optimum_dir, tokenizer, args.threads),
                              AlbertOnnx(artifact, "fp32", args.threads),
                              AlbertOnnx(artifact, "int8", args.threads)]
+    if contenders[-1].fm.int8_kernel != AlbertOnnx.kernel("uint8"):  # the other weight form, same artifact
+        contenders.append(AlbertOnnx(artifact, "int8", args.threads, int8_weights="uint8"))
     try:
         for precision in (None, "f32"):
             contenders.append(OpenVINO(optimum_dir / "model.onnx", tokenizer, args.threads, precision))
@@ -231,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"machine": machine(args.threads), "quick": args.quick,
                                "model": "ALBERT-base shape, random weights", "top_k": K,
-                               "contenders": [c.name for c in contenders], "latency": {}, "batch32": {}}
+                               "contenders": [c.name for c in contenders], "latency": {}, "batch32": {},
+                               "int8_kernel": {c.name: c.fm.int8_kernel for c in contenders
+                                               if isinstance(c, AlbertOnnx) and c.fm.int8_kernel}}
     for (name, kind, n), s in samples.items():
         if kind == "batch32":
             st = summarize(s)
@@ -261,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.output or ("benchmark_quick" if args.quick else "benchmark")
     j, m = write_report(name, results, render_markdown(results, lengths))
     if not args.quick:
-        plot(results, lengths, RESULTS / "latency.png")
+        plot(results, lengths, j.parent / "latency.png")
     print(render_markdown(results, lengths))
     print(f"wrote {j} and {m} in {results['seconds']} s")
     if args.baseline:
@@ -272,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
 def render_markdown(r: dict[str, Any], lengths: list[int]) -> str:
     mc = r["machine"]
     out = [f"# albert-onnx benchmark, {mc['date']}", "",
-           f"{r['model']}; CPU {mc['cpu']} ({', '.join(mc['isa'])}), {mc['threads']} threads; "
+           f"{r['model']}; CPU {mc['cpu']}, class **{mc.get('cpu_class', '?')}** ({', '.join(mc['isa'])}), "
+           f"{mc['threads']} threads; "
            f"onnxruntime {mc['versions']['onnxruntime']}, torch {mc['versions']['torch']}, "
            f"transformers {mc['versions']['transformers']}, openvino {mc['versions']['openvino']}; "
            f"Python {mc['python']}. Batch 1, top-{r['top_k']} at one mask; median ms "
            "(p90) and speed-up against the PyTorch recipe.", ""]
+    out += [f"- {name}: int8 products {kernel}" for name, kernel in r.get("int8_kernel", {}).items()] + [""]
     for kind, title in (("end_to_end", "End to end (text to top-k, tokenizing included)"),
                         ("model_only", "Model only (prepared ids)")):
         out += [f"## {title}", ""]
@@ -299,9 +306,11 @@ def render_markdown(r: dict[str, Any], lengths: list[int]) -> str:
     out += ["## Cold start (import, load, first answer) and peak memory", ""]
     cold = r["cold_start"]
     first = next(iter(cold.values()))
-    out += [md_table(["contender", "cold start s", "vs PyTorch", "peak RSS MB", "vs PyTorch"],
+    out += [md_table(["contender", "cold start s", "vs PyTorch", "peak RSS MB", "vs PyTorch", "int8 form at load"],
                      [[n, round(s["cold_start_s"], 2), f"{first['cold_start_s'] / s['cold_start_s']:.1f}x",
-                       round(s["peak_rss_mb"]), f"{s['peak_rss_mb'] / first['peak_rss_mb']:.2f}"]
+                       round(s["peak_rss_mb"]), f"{s['peak_rss_mb'] / first['peak_rss_mb']:.2f}",
+                       f"{s['int8_load_s'] * 1e3:.0f} ms ({s['int8_load_s'] / s['cold_start_s']:.1%})"
+                       if s.get("int8_load_s") else ""]
                       for n, s in cold.items()])]
     out += ["## File sizes (MB)", ""]
     sizes = r["sizes_mb"]

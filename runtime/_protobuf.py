@@ -42,24 +42,31 @@ class ProtoReader:
     def fields(self) -> Iterator[tuple[int, int, Any]]:
         """Yield (field_number, wire_type, value): an int (varint), bytes (fixed width) or
         the (start, end) span of a length-delimited field."""
+        for num, wt, value, _ in self.fields_at():
+            yield num, wt, value
+
+    def fields_at(self) -> Iterator[tuple[int, int, Any, int]]:
+        """As :meth:`fields`, with the offset where each field's key starts (the field ends
+        where the next one starts, or at ``end``): what a rewriter copies unchanged."""
         while self.pos < self.end:
+            at = self.pos
             key = self.varint()
             num, wt = key >> 3, key & 7
             if num == 0:
                 raise self.fail("field number 0")
             if wt == 0:
-                yield num, wt, self.varint()
+                yield num, wt, self.varint(), at
             elif wt == 1:
-                yield num, wt, self._fixed(8)
+                yield num, wt, self._fixed(8), at
             elif wt == 5:
-                yield num, wt, self._fixed(4)
+                yield num, wt, self._fixed(4), at
             elif wt == 2:
                 n = self.varint()
                 start = self.pos
                 if start + n > self.end:
                     raise self.fail("length-delimited field runs past its end")
                 self.pos = start + n
-                yield num, wt, (start, start + n)
+                yield num, wt, (start, start + n), at
             else:
                 raise self.fail(f"unsupported wire type {wt}")
 
@@ -69,3 +76,16 @@ class ProtoReader:
         value = self.buf[self.pos : self.pos + n]
         self.pos += n
         return value
+
+
+def varint_bytes(value: int) -> bytes:
+    """``value`` (>= 0) as a protobuf varint."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine.cpu import cpu_info
+from .engine.cpu import cpu_class, cpu_info
 from .errors import InputError
 
 DEFAULT_LENGTHS = (8, 16, 32, 64, 128)
@@ -94,7 +94,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from albert_onnx import pipeline
 from albert_onnx.bench import _call
-p = pipeline(sys.argv[1], precision=sys.argv[2], threads=int(sys.argv[3]) or None)
+p = pipeline(sys.argv[1], precision=sys.argv[2], threads=int(sys.argv[3]) or None, int8_weights=sys.argv[6])
 _call(p)([sys.argv[4]])
 cold = time.perf_counter() - t0
 for _ in range(int(sys.argv[5])):
@@ -105,14 +105,18 @@ try:
 except (OSError, ValueError):
     import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cold_start_s": cold, "peak_rss_mb": peak}))
+int8 = p.encoder.int8
+print(json.dumps({"cold_start_s": cold, "peak_rss_mb": peak,
+                  "int8_load_s": int8.seconds if int8 is not None else None}))
 """
 
 
-def cold_start(artifact: str, precision: str, threads: int | None, text: str, calls: int) -> dict[str, float]:
-    """Import, load and first answer in a fresh process; its peak RSS after ``calls`` more."""
-    res = subprocess.run([sys.executable, "-c", _COLD, artifact, precision, str(threads or 0), text, str(calls)],
-                         capture_output=True, text=True)
+def cold_start(artifact: str, precision: str, threads: int | None, text: str, calls: int,
+               int8_weights: str = "auto") -> dict[str, float]:
+    """Import, load and first answer in a fresh process; its peak RSS after ``calls`` more, and
+    the part of the load the int8 weight form took (reading, scanning, converting)."""
+    res = subprocess.run([sys.executable, "-c", _COLD, artifact, precision, str(threads or 0), text, str(calls),
+                          int8_weights], capture_output=True, text=True)
     if res.returncode != 0:
         last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
         raise InputError(f"cold-start run failed: {last}")
@@ -129,7 +133,7 @@ def machine(threads: int | None, packages: Sequence[str] = ("albert-onnx", "onnx
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"cpu": cpu, "isa": isa, "logical_cpus": os.cpu_count(), "threads": threads,
+    return {"cpu": cpu, "cpu_class": cpu_class(), "isa": isa, "logical_cpus": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
@@ -151,16 +155,19 @@ class _Bar:
 
 def run_bench(artifact: str, *, precisions: Sequence[str] = ("fp32",), lengths: Sequence[int] | None = None,
               batch: int = 32, threads: int | None = None, calls: int = 30, rounds: int = 3,
-              cold: bool = True, progress: bool = True) -> dict[str, Any]:
+              cold: bool = True, progress: bool = True, int8_weights: str = "auto") -> dict[str, Any]:
     """Measure an artifact; the report ``albert-onnx bench`` writes. ``lengths`` defaults to
     8, 16, 32, 64, 128 tokens, those the model takes."""
     from .tasks import pipeline
 
     results, throughput = [], []
     cold_figures: dict[str, Any] = {}
+    kernels: dict[str, str] = {}
     bar = _Bar(len(precisions) * (len(lengths or DEFAULT_LENGTHS) + 1 + int(cold)), progress)
     for precision in precisions:
-        predictor = pipeline(artifact, precision=precision, threads=threads)
+        predictor = pipeline(artifact, precision=precision, threads=threads, int8_weights=int8_weights)
+        if predictor.int8_kernel is not None:
+            kernels[precision] = predictor.int8_kernel
         call = _call(predictor)
         mask = predictor.task == "fill-mask"
         if lengths is None:
@@ -197,14 +204,15 @@ def run_bench(artifact: str, *, precisions: Sequence[str] = ("fp32",), lengths: 
         results.append({"precision": precision, "tokens": "mixed", "batch": batch, **stats})
         bar.step(f"{precision} batch {batch}")
         if cold:
-            cold_figures[precision] = cold_start(artifact, precision, threads, texts[usable[0]], 20)
+            cold_figures[precision] = cold_start(artifact, precision, threads, texts[usable[0]], 20, int8_weights)
             bar.step(f"{precision} cold start")
     bar.close()
     first = cold_figures.get(precisions[0], {})
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"artifact": str(artifact), "task": predictor.task, "results": results, "throughput": throughput,
             "cold_start_s": first.get("cold_start_s"), "peak_rss_mb": first.get("peak_rss_mb", peak_self),
-            "cold_start": cold_figures, "reference_ms": reference_ms(), "machine": machine(threads)}
+            "cold_start": cold_figures, "int8_kernel": kernels, "reference_ms": reference_ms(),
+            "machine": machine(threads)}
 
 
 def compare(current: dict[str, Any], baseline: dict[str, Any], max_slowdown: float) -> list[dict[str, Any]]:
@@ -233,10 +241,12 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], max_slowdown: flo
 def markdown(report: dict[str, Any], regressions: list[dict[str, Any]] | None = None) -> str:
     m = report["machine"]
     lines = [f"## albert-onnx bench: `{Path(report['artifact']).name}` ({report['task']})", "",
-             f"{m['cpu']} ({', '.join(m['isa']) or 'no AVX'}), threads {m['threads'] or 'default'}, "
+             f"{m['cpu']}, CPU class {m.get('cpu_class', '?')} ({', '.join(m['isa']) or 'no AVX'}), "
+             f"threads {m['threads'] or 'default'}, "
              f"onnxruntime {m['versions']['onnxruntime']}, albert-onnx {m['versions']['albert-onnx']}, {m['date']}; "
              f"reference workload {report['reference_ms']:.2f} ms.", "",
              "| precision | tokens | batch | median ms | p90 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    lines[3:3] = [f"int8 products: {k}." for k in report.get("int8_kernel", {}).values()]
     lines += [f"| {r['precision']} | {r['tokens']} | {r['batch']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | "
               f"{r['p99_ms']:.2f} |" for r in report["results"]]
     lines += ["", "| precision | texts/s (batch) |", "|---|---|"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__
 from .artifact import DEFAULT_SOURCE, PRECISIONS
+from .engine.int8_form import INT8_WEIGHTS
 from .engine.io import TASKS
 from .engine.session import PROVIDER_NAMES
 from .errors import AlbertOnnxError, InputError
@@ -26,7 +27,14 @@ def _runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--provider", choices=PROVIDER_NAMES, default="cpu")
     p.add_argument("--threads", type=int, default=None)
+    _int8_weights_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _int8_weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--int8-weights", choices=INT8_WEIGHTS, default="auto",
+                   help="int8 weight form in the session (default auto: the exact and fastest int8 kernel "
+                        "on this CPU; int8 / uint8 force one, converted at load)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="int8 gate for the task (default: fill-mask top-1 0.90, classification top label "
                         "0.97, embeddings mean cosine 0.99); 0 turns it off")
     e.add_argument("--int8-weights", choices=["uint8", "int8"], default="uint8",
-                   help="weight type of the int8 graph (default uint8: exact on every CPU; int8 is faster "
-                        "on CPUs with VNNI, less accurate on x86 CPUs without it)")
+                   help="weight form stored in the int8 file (default uint8). Either form serves every CPU: "
+                        "the runtime converts it at load to the exact and fastest one there")
     e.add_argument("--fp16", action="store_true", help="also write a float16 graph (for CUDA)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     e.add_argument("--revision", help="hub revision: branch, tag or commit")
@@ -75,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--id-column", default="id")
     b.add_argument("--precision", choices=PRECISIONS, default="fp32")
     b.add_argument("--provider", choices=PROVIDER_NAMES, default="cpu", help="local engine only")
+    _int8_weights_option(b)
     b.add_argument("--task", choices=["auto", "score"], default="auto",
                    help="score: pseudo-log-likelihood on a fill-mask artifact (default: the artifact's task)")
     b.add_argument("--part-rows", type=int, default=2000, help="local engine: rows per output part")
@@ -91,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated token counts (default 8,16,32,64,128, those the model takes)")
     m.add_argument("--batch", type=int, default=32, help="texts in the throughput run (default 32)")
     m.add_argument("--threads", type=int, default=None)
+    _int8_weights_option(m)
     m.add_argument("--calls", type=int, default=30, help="calls per round at 32 tokens or fewer (default 30)")
     m.add_argument("--rounds", type=int, default=3)
     m.add_argument("--no-cold-start", action="store_true", help="skip the cold-start and memory run")
@@ -159,7 +169,8 @@ def _export(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace, cls: Any = None) -> Any:
     from .tasks import pipeline
 
-    options = dict(precision=args.precision, provider=args.provider, threads=args.threads)
+    options = dict(precision=args.precision, provider=args.provider, threads=args.threads,
+                   int8_weights=args.int8_weights)
     predictor = cls(args.artifact, **options) if cls is not None else pipeline(args.artifact, **options)
     if predictor.fallback_note:
         print(f"albert-onnx: {predictor.fallback_note}", file=sys.stderr)
@@ -231,7 +242,7 @@ def _batch(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name))
     common = dict(options=options, precision=args.precision, text_column=args.text_column,
-                  id_column=args.id_column)
+                  id_column=args.id_column, int8_weights=args.int8_weights)
     if args.engine == "local":
         from .batch import run_local
 
@@ -275,7 +286,8 @@ def _bench(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read the baseline {args.baseline}: {exc}") from None
     report = run_bench(args.artifact, precisions=args.precision or ["fp32"], lengths=lengths, batch=args.batch,
-                       threads=args.threads, calls=args.calls, rounds=args.rounds, cold=not args.no_cold_start)
+                       threads=args.threads, calls=args.calls, rounds=args.rounds, cold=not args.no_cold_start,
+                       int8_weights=args.int8_weights)
     regressions = compare(report, baseline, args.max_slowdown) if baseline is not None else None
     if regressions is not None:
         report["regressions"] = regressions

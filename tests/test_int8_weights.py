@@ -1,5 +1,5 @@
-"""int8 weight type: uint8 by default (exact products on every CPU), int8 on request, and a
-warning where int8 weights meet a CPU whose int8 products saturate."""
+"""The int8 weight form: stored as the export chose, given to ONNX Runtime in the form whose
+products are exact and fastest on the CPU at hand (converted at load, exactly), or as asked."""
 
 from __future__ import annotations
 
@@ -7,31 +7,58 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from albert_onnx import FillMask
-from albert_onnx.engine import cpu
-from albert_onnx.engine import encoder as encoder_module
+from albert_onnx import FillMask, pipeline
+from albert_onnx.engine import cpu, int8_form
+from albert_onnx.errors import InputError
 
 from .conftest import SHARED_MODEL
+from .int8_simulation import run_graph, simulated_graph
 
 TEXT = "大学で[MASK]の研究をしています"
+TEXTS = [TEXT, "吾輩は[MASK]である。", "[MASK]は猫である。名前はまだ無い。", "彼は[MASK]を読んだ。"]
+ON_VNNI = not cpu.int8_weights_saturate()
+
+# machine, flags -> (CPU class, best form, whether uint8 x int8 saturates)
+CPU_TABLE = [
+    ("x86_64", {"avx", "avx2", "fma"}, "AVX2", "uint8", True),
+    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, "AVX-512 VNNI", "int8", False),
+    ("x86_64", {"avx2", "avx_vnni"}, "AVX-VNNI", "int8", False),
+    ("x86_64", {"avx2", "avx512_vnni", "amx_int8", "amx_bf16"}, "AMX", "int8", False),
+    ("x86_64", {"sse4_2"}, "x86 without AVX2", "uint8", True),
+    ("x86_64", set(), "x86 (flags unknown)", "uint8", True),  # unknown: the safe, exact form
+    ("aarch64", {"asimd", "asimddp"}, "aarch64", "int8", False),
+]
 
 
-def weight_types(graph: Path) -> set[int]:
-    """ONNX element types of the weights that the int8 products read."""
+def fake_cpu(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set[str]) -> None:
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    monkeypatch.setattr(cpu, "cpu_info", lambda: ("test cpu", frozenset(flags)))
+
+
+def product_weights(graph: Path | bytes) -> dict[str, np.ndarray]:
+    """The weights and zero points the int8 products read, as arrays."""
     onnx = pytest.importorskip("onnx")
-    model = onnx.load(str(graph))
-    inits = {i.name: i.data_type for i in model.graph.initializer}
-    seen = set()
-    for node in model.graph.node:
-        if node.op_type in ("MatMulInteger", "QAttention") and node.input[1] in inits:
-            seen.add(inits[node.input[1]])
-    return seen
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
+    inits = {i.name: i for i in model.graph.initializer}
+    slots = {"MatMulInteger": (1, 3), "QAttention": (1, 7)}
+    names = {n.input[s] for n in model.graph.node if n.op_type in slots for s in slots[n.op_type]}
+    return {name: numpy_helper.to_array(inits[name]) for name in names if name in inits}
+
+
+def converted(graph: Path, form: str) -> bytes:
+    data = graph.read_bytes()
+    chunks, _ = int8_form.convert(data, int8_form.scan(data), form)
+    return b"".join(bytes(c) for c in chunks)
 
 
 @pytest.fixture(scope="module")
 def int8_weights_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifact whose file stores int8 weights (the form of earlier versions' artifacts)."""
     from albert_onnx.export import export_model
 
     out = tmp_path_factory.mktemp("int8w") / "a"
@@ -39,23 +66,127 @@ def int8_weights_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFac
                         log=lambda s: None)
 
 
-def test_default_int8_graph_has_uint8_weights(tiny_artifact: Path) -> None:
-    from onnx import TensorProto
-
-    manifest = json.loads((tiny_artifact / "manifest.json").read_text())
-    assert manifest["graphs"]["int8"]["settings"]["weight_type"] == "uint8"
-    assert weight_types(tiny_artifact / "model_int8.onnx") == {TensorProto.UINT8}
-
-
-def test_int8_weights_on_request(int8_weights_artifact: Path) -> None:
-    from onnx import TensorProto
-
-    manifest = json.loads((int8_weights_artifact / "manifest.json").read_text())
-    assert manifest["graphs"]["int8"]["settings"]["weight_type"] == "int8"
-    assert weight_types(int8_weights_artifact / "model_int8.onnx") == {TensorProto.INT8}
+def test_the_export_stores_uint8_by_default_and_int8_on_request(tiny_artifact: Path,
+                                                                int8_weights_artifact: Path) -> None:
+    for art, form in ((tiny_artifact, "uint8"), (int8_weights_artifact, "int8")):
+        manifest = json.loads((art / "manifest.json").read_text())
+        assert manifest["graphs"]["int8"]["settings"]["weight_type"] == form
+        found = int8_form.scan((art / "model_int8.onnx").read_bytes())
+        assert found.stored == form and found.refusal is None
+        assert {str(a.dtype) for a in product_weights(art / "model_int8.onnx").values()} == {form}
+        assert manifest["graphs"]["int8"]["validation"]["int8_kernel"].startswith("uint8 x ")
 
 
-def test_unknown_weight_type_is_refused(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("stored", ["uint8", "int8"])
+def test_conversion_is_exact_both_ways(stored: str, tiny_artifact: Path, int8_weights_artifact: Path) -> None:
+    graph = (tiny_artifact if stored == "uint8" else int8_weights_artifact) / "model_int8.onnx"
+    other = "int8" if stored == "uint8" else "uint8"
+    before = product_weights(graph)
+    there = converted(graph, other)
+    after = product_weights(there)
+    assert int8_form.scan(there).stored == other and set(after) == set(before)
+    for name, values in before.items():
+        assert str(after[name].dtype) == other
+        # the same numbers: q - 128 (uint8 -> int8) or q + 128, bit for bit
+        assert np.array_equal(values.astype(np.int16) + (-128 if stored == "uint8" else 128),
+                              after[name].astype(np.int16)), name
+    back = _write(graph, converted(_write(graph, there, ".there.onnx"), stored), ".back.onnx")
+    again = product_weights(back)
+    assert all(np.array_equal(again[n], before[n]) and again[n].dtype == before[n].dtype for n in before)
+    # a second round trip writes the very same bytes
+    assert converted(_write(graph, converted(back, other), ".there2.onnx"), stored) == back.read_bytes()
+    # nothing to do when the file already holds the form asked for
+    chunks, count = int8_form.convert(graph.read_bytes(), int8_form.scan(graph.read_bytes()), stored)
+    assert count == 0 and b"".join(bytes(c) for c in chunks) == graph.read_bytes()
+
+
+def _write(graph: Path, data: bytes, suffix: str) -> Path:
+    path = Path(str(graph) + suffix)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("machine, flags, klass, best, saturates", CPU_TABLE)
+def test_weight_form_chosen_per_cpu(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set[str], klass: str,
+                                    best: str, saturates: bool) -> None:
+    fake_cpu(monkeypatch, machine, flags)
+    assert cpu.cpu_class() == klass
+    assert cpu.best_weight_form() == best
+    assert cpu.int8_weights_saturate() is saturates
+    assert cpu.int8_kernel(best).endswith(klass) and "saturating" not in cpu.int8_kernel(best)
+    assert ("saturating" in cpu.int8_kernel("int8")) is saturates
+    if machine == "x86_64":
+        assert cpu.int8_kernel("uint8") == f"uint8 x uint8, exact 16-bit, {klass}"
+
+
+@pytest.mark.parametrize("machine, flags, klass, best, saturates", CPU_TABLE)
+def test_every_artifact_loads_in_the_best_form(monkeypatch: pytest.MonkeyPatch, tiny_artifact: Path,
+                                               int8_weights_artifact: Path, machine: str, flags: set[str],
+                                               klass: str, best: str, saturates: bool) -> None:
+    """Old artifacts of either form get the same treatment; what runs is the CPU's best form."""
+    fake_cpu(monkeypatch, machine, flags)
+    for art, stored in ((tiny_artifact, "uint8"), (int8_weights_artifact, "int8")):
+        fm = FillMask(art, precision="int8")
+        choice = fm.encoder.int8
+        assert choice is not None and (choice.stored, choice.form) == (stored, best)
+        assert (choice.converted > 0) is (stored != best)
+        assert fm.int8_kernel == cpu.int8_kernel(best) and fm.int8_note is None
+    assert FillMask(tiny_artifact, precision="fp32").int8_kernel is None
+
+
+def test_both_forms_give_the_same_answers(tiny_artifact: Path, int8_weights_artifact: Path) -> None:
+    """One artifact, any form: the same logits where the CPU's products are exact for both."""
+    if not ON_VNNI:
+        pytest.skip(f"uint8 x int8 products saturate on this CPU ({cpu.cpu_class()}): only the uint8 form is exact")
+    for art in (tiny_artifact, int8_weights_artifact):
+        answers = {w: FillMask(art, precision="int8", int8_weights=w).fill(TEXTS, top_k=5)
+                   for w in ("auto", "int8", "uint8")}
+        assert answers["auto"] == answers["int8"] == answers["uint8"]
+
+
+def _feed(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, 600, (1, n))
+    ids[0, 0], ids[0, -1] = 2, 3
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
+            "mask_positions": np.arange(n), "top_k": np.array([5])}
+
+
+@pytest.mark.parametrize("form", ["uint8", "int8"])
+def test_each_form_equals_the_exact_integer_simulation(form: str, tiny_artifact: Path) -> None:
+    """Logits equal a float simulation of the int8 graph with exact integer products: the uint8
+    form everywhere; the int8 form where uint8 x int8 is exact (VNNI / AMX, non-x86)."""
+    if form == "int8" and not ON_VNNI:
+        pytest.skip(f"uint8 x int8 products saturate on this CPU ({cpu.cpu_class()}); nothing exact to compare")
+    graph = tiny_artifact / "model_int8.onnx"
+    reference = simulated_graph(graph)
+    from albert_onnx.engine.session import create_int8_session
+
+    session, choice = create_int8_session(graph, "cpu", 1, form)
+    assert choice.form == form
+    for n, seed in ((8, 0), (31, 1), (64, 2)):
+        feed = _feed(n, seed)
+        want = run_graph(reference, feed, "logits")
+        got = session.run(["logits"], feed)[0]
+        assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max())), (form, n)
+
+
+def test_int8_weights_option_is_checked(tiny_artifact: Path, capsys: pytest.CaptureFixture) -> None:
+    from albert_onnx.cli import main
+
+    with pytest.raises(InputError, match=r"unknown int8_weights 'int4'; valid: \['auto', 'int8', 'uint8'\]"):
+        FillMask(tiny_artifact, precision="int8", int8_weights="int4")
+    with pytest.raises(SystemExit) as exc:
+        main(["fill-mask", str(tiny_artifact), TEXT, "--precision", "int8", "--int8-weights", "int4"])
+    assert exc.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+    for verb in ("fill-mask", "predict", "score"):
+        text = TEXT if verb != "score" else "吾輩は猫である。"
+        assert main([verb, str(tiny_artifact), text, "--precision", "int8", "--int8-weights", "uint8", "--json"]) == 0
+    capsys.readouterr()
+
+
+def test_unknown_stored_weight_type_is_refused_at_export(tiny_model: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
     from albert_onnx.cli import main
     from albert_onnx.export import ExportError, export_model
 
@@ -67,41 +198,67 @@ def test_unknown_weight_type_is_refused(tiny_model: Path, tmp_path: Path, capsys
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-@pytest.mark.parametrize("machine, flags, saturates", [
-    ("x86_64", {"avx", "avx2", "fma"}, True),
-    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, False),
-    ("x86_64", {"avx2", "avx_vnni"}, False),
-    ("x86_64", set(), False),  # flags unknown: no claim
-    ("aarch64", {"asimd", "asimddp"}, False),
-])
-def test_int8_weights_saturate(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set[str],
-                               saturates: bool) -> None:
-    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
-    monkeypatch.setattr(cpu, "cpu_info", lambda: ("test cpu", frozenset(flags)))
-    assert cpu.int8_weights_saturate() is saturates
-
-
 @pytest.mark.parametrize("saturates", [True, False])
-def test_warning_for_int8_weights_where_products_saturate(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tiny_artifact: Path,
-        int8_weights_artifact: Path, saturates: bool) -> None:
-    monkeypatch.setattr(encoder_module, "int8_weights_saturate", lambda: saturates)
+def test_warning_only_where_products_saturate(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                              tiny_artifact: Path, saturates: bool) -> None:
+    """auto never saturates; int8 forced on an x86 CPU without VNNI says so, once."""
+    fake_cpu(monkeypatch, "x86_64", {"avx2"} if saturates else {"avx2", "avx512_vnni"})
     with caplog.at_level(logging.WARNING, logger="albert_onnx"):
-        assert (FillMask(int8_weights_artifact, precision="int8").int8_note is not None) is saturates
-        assert FillMask(int8_weights_artifact, precision="fp32").int8_note is None
         assert FillMask(tiny_artifact, precision="int8").int8_note is None
-    notes = [r.getMessage() for r in caplog.records if "saturating" in r.getMessage()]
+        forced = FillMask(tiny_artifact, precision="int8", int8_weights="int8")
+        assert (forced.int8_note is not None) is saturates
+    notes = [r.getMessage() for r in caplog.records if "saturat" in r.getMessage()]
     assert len(notes) == (1 if saturates else 0)
     if saturates:
-        assert "--int8-weights uint8" in notes[0]
+        assert forced.int8_kernel == "uint8 x int8, saturating 16-bit, AVX2"
+        assert "int8_weights='auto'" in notes[0]
+
+
+def test_a_graph_that_cannot_be_converted_keeps_its_form(tiny_artifact: Path, tmp_path: Path) -> None:
+    """A product weight read by another op: auto keeps the stored form; a forced other form is
+    a clear error, not a silently wrong graph."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    model = onnx.load(str(tiny_artifact / "model_int8.onnx"))
+    weight = next(n.input[1] for n in model.graph.node if n.op_type == "MatMulInteger")
+    model.graph.node.append(helper.make_node("Identity", [weight], ["extra_reader"]))
+    path = tmp_path / "g.onnx"
+    onnx.save(model, str(path))
+    found = int8_form.scan(path.read_bytes())
+    assert found.refusal is not None and "Identity" in found.refusal
+    from albert_onnx.engine.session import create_int8_session
+
+    _, choice = create_int8_session(path, "cpu", 1, "auto")
+    assert (choice.form, choice.converted) == ("uint8", 0)
+    with pytest.raises(InputError, match=r"int8_weights='int8' needs a weight conversion this graph does not allow"):
+        create_int8_session(path, "cpu", 1, "int8")
+
+
+def test_bench_names_the_cpu_class_and_kernel(tiny_artifact: Path) -> None:
+    from albert_onnx.bench import markdown, run_bench
+
+    report = run_bench(str(tiny_artifact), precisions=["int8"], lengths=[8], batch=2, calls=3, rounds=1,
+                       cold=False, progress=False, int8_weights="uint8")
+    assert report["machine"]["cpu_class"] == cpu.cpu_class()
+    assert report["int8_kernel"] == {"int8": cpu.int8_kernel("uint8")}
+    text = markdown(report)
+    assert f"CPU class {cpu.cpu_class()}" in text and f"int8 products: {cpu.int8_kernel('uint8')}." in text
+
+
+def test_batch_equals_one_at_a_time_in_each_form(tiny_artifact: Path) -> None:
+    forms = ("auto", "int8", "uint8") if ON_VNNI else ("auto", "uint8")
+    for form in forms:
+        fm = pipeline(tiny_artifact, precision="int8", int8_weights=form)
+        assert fm(TEXTS) == [fm(t) for t in TEXTS]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason="no ../shared")
 def test_shared_model_int8_top1_on_heldout_masks(tmp_path: Path) -> None:
-    """The issue's accuracy bar: int8 top-1 >= 0.97 against fp32 at every held-out mask, on
-    whatever CPU runs the test (uint8 weights make the products exact everywhere)."""
-    from albert_onnx.engine.session import create_session
+    """The accuracy bar: int8 top-1 >= 0.97 against fp32 at every held-out mask, on whatever CPU
+    runs the test, in the form the runtime picks there (and in the other, where it is exact)."""
+    from albert_onnx.engine.session import create_int8_session, create_session
     from albert_onnx.export import export_model
     from albert_onnx.export.validate import agreement, masked_rows, top_k_of
     from albert_onnx.tokenizer import Tokenizer
@@ -111,5 +268,9 @@ def test_shared_model_int8_top1_on_heldout_masks(tmp_path: Path) -> None:
     heldout = [x for x in (SHARED_MODEL / "heldout_sentences.txt").read_text(encoding="utf-8").split("\n") if x]
     rows = [r for r in masked_rows(tok, heldout) if len(r) <= 128]
     ref = top_k_of(create_session(art / "model.onnx", "cpu", None), tok, rows)
-    got = agreement(ref, top_k_of(create_session(art / "model_int8.onnx", "cpu", None), tok, rows))
-    assert got["masks"] > 5000 and got["top1_agreement"] >= 0.97, got
+    results = {}
+    for form in ("auto", "int8", "uint8") if ON_VNNI else ("auto", "uint8"):
+        session, _ = create_int8_session(art / "model_int8.onnx", "cpu", None, form)
+        results[form] = agreement(ref, top_k_of(session, tok, rows))
+        assert results[form]["masks"] > 5000 and results[form]["top1_agreement"] >= 0.97, (form, results[form])
+    assert all(r == results["auto"] for r in results.values())

@@ -55,8 +55,10 @@ def _job(input_path: str | Path, output: str | Path, text_column: str, id_column
 class _RayWorker:
     """A Ray actor: one predictor, loaded once, for every batch it is given."""
 
-    def __init__(self, artifact: str, options: dict[str, Any], precision: str, threads: int) -> None:
-        self.predictor = BatchPredictor(artifact, TaskOptions(**options), precision=precision, threads=threads)
+    def __init__(self, artifact: str, options: dict[str, Any], precision: str, threads: int,
+                 int8_weights: str) -> None:
+        self.predictor = BatchPredictor(artifact, TaskOptions(**options), precision=precision, threads=threads,
+                                        int8_weights=int8_weights)
 
     def __call__(self, batch: Any) -> Any:
         return self.predictor(batch)
@@ -65,7 +67,7 @@ class _RayWorker:
 def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int = 2,
             threads: int = 1, options: TaskOptions | None = None, precision: str = "fp32",
             text_column: str = "text", id_column: str = "id", batch_rows: int = 256,
-            address: str | None = None) -> dict[str, Any]:
+            address: str | None = None, int8_weights: str = "auto") -> dict[str, Any]:
     """Run a bulk job on Ray Data: rows to an actor pool (one predictor per actor), Parquet out.
 
     ``address`` joins an existing cluster; without it a local Ray starts (and stops after).
@@ -85,7 +87,7 @@ def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *,
         try:
             ray.data.DataContext.get_current().enable_progress_bars = False
             ds = ray.data.from_arrow(table).repartition(max(1, min(len(table) // batch_rows + 1, 4 * workers)))
-            args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads)
+            args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads, int8_weights)
             ds = ds.map_batches(_RayWorker, fn_constructor_args=args,
                                 batch_format="pandas", batch_size=batch_rows, num_cpus=threads,
                                 compute=ray.data.ActorPoolStrategy(size=workers))
@@ -104,9 +106,9 @@ def _spark_partition(key: tuple[Any, ...]) -> Any:
 
     def run(frames: Any) -> Any:
         if key not in _SPARK_PREDICTORS:
-            artifact, options, precision, threads = key
+            artifact, options, precision, threads, int8_weights = key
             _SPARK_PREDICTORS[key] = BatchPredictor(artifact, TaskOptions(**dict(options)), precision=precision,
-                                                    threads=threads)
+                                                    threads=threads, int8_weights=int8_weights)
         predictor = _SPARK_PREDICTORS[key]
         for frame in frames:
             yield predictor(frame)
@@ -116,7 +118,8 @@ def _spark_partition(key: tuple[Any, ...]) -> Any:
 
 def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int = 2,
               threads: int = 1, options: TaskOptions | None = None, precision: str = "fp32",
-              text_column: str = "text", id_column: str = "id", master: str | None = None) -> dict[str, Any]:
+              text_column: str = "text", id_column: str = "id", master: str | None = None,
+              int8_weights: str = "auto") -> dict[str, Any]:
     """Run a bulk job on Spark: ``mapInPandas`` with one predictor per Python worker, Parquet out.
 
     ``master`` defaults to ``local[workers]``.
@@ -138,7 +141,7 @@ def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, 
             frame = spark.createDataFrame(table.to_pandas(), schema="id string, text string, error string")
             frame = frame.repartition(max(1, min(len(table) // 256 + 1, 4 * workers)))
             key = (str(Path(artifact).resolve()), tuple(sorted(asdict(options or TaskOptions()).items())),
-                   precision, threads)
+                   precision, threads, int8_weights)
             frame.mapInPandas(_spark_partition(key), schema=SCHEMA).write.parquet(str(tmp))
         finally:
             spark.stop()

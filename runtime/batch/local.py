@@ -23,12 +23,13 @@ JOB_FILE, DONE_FILE = "_job.json", "_SUCCESS"
 _worker: Any = None  # the BatchPredictor of this worker process
 
 
-def _init_worker(artifact: str, options: dict[str, Any], precision: str, provider: str, threads: int) -> None:
+def _init_worker(artifact: str, options: dict[str, Any], precision: str, provider: str, threads: int,
+                 int8_weights: str) -> None:
     global _worker
     from .predictor import BatchPredictor
 
     _worker = BatchPredictor(artifact, TaskOptions(**options), precision=precision, provider=provider,
-                             threads=threads)
+                             threads=threads, int8_weights=int8_weights)
 
 
 def _run_part(path: str, rows: list[tuple[str, str | None, str | None]]) -> tuple[int, int]:
@@ -48,7 +49,7 @@ def job_key(artifact: str | Path, files: list[Path], settings: dict[str, Any]) -
 def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int | None = None,
               threads: int | None = None, options: TaskOptions | None = None, precision: str = "fp32",
               provider: str = "cpu", text_column: str = "text", id_column: str = "id", part_rows: int = 2000,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, int8_weights: str = "auto") -> dict[str, Any]:
     """Run a bulk job with worker processes; returns a summary (rows, errors, parts, seconds).
 
     Running it again into the same ``output`` skips the parts already written, so an
@@ -61,7 +62,8 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
     threads = threads or max(1, cores // workers)
     files = input_files(input_path)
     out = Path(output)
-    settings = {"options": asdict(options), "precision": precision, "text_column": text_column,
+    settings = {"options": asdict(options), "precision": precision, "int8_weights": int8_weights,
+                "text_column": text_column,
                 "id_column": id_column, "part_rows": part_rows}
     key = job_key(artifact, files, settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,8 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
     bar = _Progress(total, progress)
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(str(artifact), asdict(options), precision, provider, threads)) as pool:
+                                initargs=(str(artifact), asdict(options), precision, provider, threads,
+                                          int8_weights)) as pool:
         pending: set[cf.Future[tuple[int, int]]] = set()
 
         def drain(block: bool) -> None:

@@ -23,13 +23,14 @@ class BatchPredictor:
     Args:
         artifact_dir: folder written by ``albert-onnx export``.
         options: the task's options (``TaskOptions(score=True)`` scores a fill-mask artifact).
-        precision, provider, threads, max_batch_size: as for the predictors.
+        precision, provider, threads, max_batch_size, int8_weights: as for the predictors.
     """
 
     def __init__(self, artifact_dir: str | Path, options: TaskOptions | None = None, *, precision: str = "fp32",
-                 provider: str = "cpu", threads: int | None = None, max_batch_size: int = 32) -> None:
+                 provider: str = "cpu", threads: int | None = None, max_batch_size: int = 32,
+                 int8_weights: str = "auto") -> None:
         self.predictor = pipeline(artifact_dir, precision=precision, provider=provider, threads=threads,
-                                  max_batch_size=max_batch_size)
+                                  max_batch_size=max_batch_size, int8_weights=int8_weights)
         self.options = options or TaskOptions()
         self.options.check(self.predictor)
 

@@ -7,9 +7,8 @@ encoder for some graph outputs, and turns the per-row slices it gets back into r
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,9 +16,9 @@ from ..artifact import PRECISIONS, SPIECE_NAME, Artifact, load_artifact
 from ..errors import ArtifactError, InputError
 from ..onnx_external_data import check_external_data
 from ..tokenizer import Tokenizer
-from .cpu import int8_weights_saturate
+from .int8_form import Int8Choice, check_int8_weights
 from .io import GRAPH_IO, POSITION, TEXT, TOKEN, flat_positions
-from .session import check_threads, create_session, resolve_provider
+from .session import check_threads, create_int8_session, create_session, resolve_provider
 
 log = logging.getLogger("albert_onnx")
 
@@ -42,9 +41,11 @@ class Encoder:
 
     def __init__(self, artifact_dir: str | Path, precision: str = "fp32", provider: str = "cpu",
                  threads: int | None = None, *, max_batch_size: int = 32, verify: bool = True,
-                 mask_fix: bool = True, io_binding: bool | None = None, task: str | None = None) -> None:
+                 mask_fix: bool = True, io_binding: bool | None = None, int8_weights: str = "auto",
+                 task: str | None = None) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)}")
+        int8_weights = check_int8_weights(int8_weights)
         max_batch_size = check_positive_int("max_batch_size", max_batch_size)
         threads = check_threads(threads)
         resolved, self.fallback_note = resolve_provider(provider)
@@ -69,14 +70,18 @@ class Encoder:
         self.batch_independent_scales = entry.get("activation_scales", "dynamic-per-tensor"
                                                   if precision == "int8" else "none") != "dynamic-per-tensor"
         self.max_batch_size = max_batch_size if self.batch_independent_scales else 1
-        self.int8_note = _int8_weights_note(entry, precision, resolved)
-        if self.int8_note:
-            log.warning(self.int8_note)
         self.max_length = self.artifact.max_length
         self.tokenizer = Tokenizer.from_artifact(self.artifact, mask_fix=mask_fix)
         self.io = GRAPH_IO[self.task]
         check_external_data(graph, self.artifact.folder)
-        self.session = create_session(graph, resolved, threads)
+        self.int8: Int8Choice | None = None
+        if precision == "int8":
+            self.session, self.int8 = create_int8_session(graph, resolved, threads, int8_weights)
+        else:
+            self.session = create_session(graph, resolved, threads)
+        self.int8_note = _int8_note(self.int8)
+        if self.int8_note:
+            log.warning(self.int8_note)
         names = tuple(i.name for i in self.session.get_inputs())
         if names != self.io.inputs:
             raise ArtifactError(f"{graph}: graph inputs {list(names)}, expected {list(self.io.inputs)} "
@@ -150,13 +155,11 @@ class Encoder:
         return binding.copy_outputs_to_cpu()
 
 
-def _int8_weights_note(entry: Mapping[str, Any], precision: str, provider: str) -> str | None:
-    """A warning for int8 weights on a CPU where ONNX Runtime's int8 products saturate."""
-    if precision != "int8" or provider != "cpu":
+def _int8_note(choice: Int8Choice | None) -> str | None:
+    """A warning where the int8 products run on a path that saturates (asked for, or the only
+    form a graph that cannot be converted holds)."""
+    if choice is None or "saturating" not in choice.kernel:
         return None
-    weights = entry.get("settings", {}).get("weight_type", "int8")  # before uint8 became the default
-    if weights != "int8" or not int8_weights_saturate():
-        return None
-    return ("this int8 graph has int8 weights, which ONNX Runtime multiplies with saturating 16-bit sums "
-            "on this CPU (x86 without VNNI): answers drift further from fp32 than the export measured; "
-            "re-export with --int8-weights uint8 (the default) for exact int8 products on every CPU")
+    return (f"int8 products run as {choice.kernel} (int8_weights={choice.requested!r}, the file stores "
+            f"{choice.stored}): uint8 x int8 sums saturate on this CPU (x86 without VNNI), so answers drift "
+            "from fp32 further than the export measured; use int8_weights='auto' for the exact kernel")

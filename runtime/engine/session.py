@@ -7,6 +7,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..errors import ArtifactError, InputError, ProviderError
+from .int8_form import Int8Choice, int8_graph
 
 PROVIDER_NAMES = ("cpu", "cuda", "auto")
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -37,8 +38,11 @@ def resolve_provider(provider: str) -> tuple[str, str | None]:
     return "cpu", f"provider 'auto': CUDA unavailable (available: {available}); using the CPU"
 
 
-def create_session(path: Path, provider: str, threads: int | None) -> ort.InferenceSession:
-    """Open ``path`` on ``provider`` ('cpu' or 'cuda'), failing if that provider did not attach."""
+def create_session(path: Path, provider: str, threads: int | None, *,
+                   shown_as: Path | None = None) -> ort.InferenceSession:
+    """Open ``path`` on ``provider`` ('cpu' or 'cuda'), failing if that provider did not attach.
+    Errors name ``shown_as`` (default ``path``)."""
+    shown = shown_as or path
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -51,9 +55,17 @@ def create_session(path: Path, provider: str, threads: int | None) -> ort.Infere
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(f"{path}: ONNX Runtime cannot load this graph ({first[:300]})") from None
+        raise ArtifactError(f"{shown}: ONNX Runtime cannot load this graph ({first[:300]})") from None
     attached = session.get_providers()
     if _EP[provider] not in attached:
-        raise ProviderError(f"provider {provider!r} did not attach to {path.name}; "
+        raise ProviderError(f"provider {provider!r} did not attach to {shown.name}; "
                             f"attached: {attached}")
     return session
+
+
+def create_int8_session(path: Path, provider: str, threads: int | None,
+                        int8_weights: str = "auto") -> tuple[ort.InferenceSession, Int8Choice]:
+    """Open the int8 graph ``path`` with its product weights in the form ``int8_weights``
+    (``auto``: exact and fastest on this CPU), converted at load where the file holds the other."""
+    with int8_graph(path, int8_weights) as (load_path, choice):
+        return create_session(load_path, provider, threads, shown_as=path), choice

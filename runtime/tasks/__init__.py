@@ -19,7 +19,7 @@ PREDICTORS: dict[str, type[Predictor]] = {c.task: c for c in (FillMask, TextClas
 def pipeline(artifact_dir: str | Path, **options: Any) -> Predictor:
     """The predictor for the task an artifact holds (``FillMask``, ``TextClassifier``,
     ``TokenClassifier`` or ``FeatureExtractor``), built with ``options`` (precision,
-    provider, threads, max_batch_size, verify, mask_fix, io_binding)."""
+    provider, threads, max_batch_size, verify, mask_fix, io_binding, int8_weights)."""
     task = load_artifact(artifact_dir, verify=False).task["name"]
     return PREDICTORS[task](artifact_dir, **options)
 

@@ -27,15 +27,20 @@ class Predictor:
         mask_fix: tokenize without the stray ``▁`` after ``[MASK]`` (recommended).
         io_binding: run through ONNX Runtime I/O binding, fetching only what the head needs
             (default: on for CUDA, off for the CPU, where it gains nothing).
+        int8_weights: the form the int8 graph's weights take in the session: ``"auto"`` (the
+            exact and fastest on this CPU: int8 with VNNI / AMX and on non-x86 CPUs, uint8 on
+            x86 without VNNI), ``"int8"`` or ``"uint8"``; converted at load, exactly, whichever
+            form the file stores. ``int8_kernel`` says which product path runs.
     """
 
     task: ClassVar[str]
 
     def __init__(self, artifact_dir: str | Path, precision: str = "fp32", provider: str = "cpu",
                  threads: int | None = None, *, max_batch_size: int = 32, verify: bool = True,
-                 mask_fix: bool = True, io_binding: bool | None = None) -> None:
+                 mask_fix: bool = True, io_binding: bool | None = None, int8_weights: str = "auto") -> None:
         self.encoder = Encoder(artifact_dir, precision, provider, threads, max_batch_size=max_batch_size,
-                               verify=verify, mask_fix=mask_fix, io_binding=io_binding, task=self.task)
+                               verify=verify, mask_fix=mask_fix, io_binding=io_binding, int8_weights=int8_weights,
+                               task=self.task)
 
     # the encoder's state, read-only, under the names FillMask has always had
     tokenizer: Tokenizer = property(lambda self: self.encoder.tokenizer)  # type: ignore[assignment]
@@ -47,6 +52,12 @@ class Predictor:
     io_binding: bool = property(lambda self: self.encoder.io_binding)  # type: ignore[assignment]
     max_length: int = property(lambda self: self.encoder.max_length)  # type: ignore[assignment]
     max_batch_size: int = property(lambda self: self.encoder.max_batch_size)  # type: ignore[assignment]
+
+    @property
+    def int8_kernel(self) -> str | None:
+        """The int8 product path that runs (``"uint8 x int8, AVX-512 VNNI"``, ``"uint8 x uint8,
+        exact 16-bit, AVX2"``, ...); None for a float precision."""
+        return self.encoder.int8.kernel if self.encoder.int8 is not None else None
 
     @property
     def providers(self) -> list[str]:
