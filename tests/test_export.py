@@ -24,6 +24,13 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert m["graphs"]["fp32"]["validation"]["max_abs_diff"] <= 1e-4
     assert m["graph_info"]["fusions"]["Attention"] == TINY["num_hidden_layers"]
     assert m["graph_info"]["fusions"]["SkipLayerNormalization"] == 2 * TINY["num_hidden_layers"]
+    # stored split (Add + LayerNormalization): ONNX Runtime >= 1.30's fused kernel is the slower one
+    assert m["graph_info"]["skip_layer_norms_split"] == 2 * TINY["num_hidden_layers"]
+    import onnx
+
+    for name in ("model.onnx", "model_int8.onnx"):
+        ops = [n.op_type for n in onnx.load(str(tiny_artifact / name)).graph.node]
+        assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") >= 2 * TINY["num_hidden_layers"]
     assert m["graphs"]["int8"]["validation"]["masks"] > 50
     assert m["graphs"]["int8"]["embedding_lookup"] == {"int8_lookup": True, "tied_decoder": True,
                                                        "float_bytes_removed": m["model"]["vocab_size"]

@@ -51,8 +51,10 @@ def create_session(path: Path, provider: str, threads: int | None, *,
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     providers = [_EP[provider]] + ([_EP["cpu"]] if provider != "cpu" else [])
+    # the export splits SkipLayerNormalization (slow on the CPU since ONNX Runtime 1.30): keep it split there
+    keep_split = {"disabled_optimizers": ["SkipLayerNormFusion"]} if provider == "cpu" else {}
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers, **keep_split)
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(f"{shown}: ONNX Runtime cannot load this graph ({first[:300]})") from None
