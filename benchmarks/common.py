@@ -54,10 +54,46 @@ def summarize(samples_s: list[float]) -> dict[str, float]:
     return {**bench.latency_stats(samples_s), "mean_ms": statistics.fmean(samples_s) * 1e3, "n": len(samples_s)}
 
 
-def base_shape_model(cache: Path) -> Path:
-    """A random-weight ALBERT-base-shaped MLM folder (with the shared model's tokenizer files
-    when present, else a freshly trained one), made once and cached."""
-    folder = cache / "albert-base-shape-random"
+def spm_32k(out: Path) -> Path:
+    """A 32,000-piece SentencePiece model, the size of ken11's vocabulary: trained on the novel in
+    ../shared (as many pieces as it yields, about 15,000) or on the project's corpus, then padded
+    with seeded random pieces of 1-6 kana and kanji scored below every trained one."""
+    import random
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    path = out / "spiece.model"
+    if path.exists():
+        return path
+    out.mkdir(parents=True, exist_ok=True)
+    novel = SHARED / "corpus" / "wagahaiwa_nekodearu.txt"
+    text = novel if novel.exists() else ROOT / "tests" / "data" / "corpus_ja.txt"
+    spm.SentencePieceTrainer.train(
+        input=str(text), model_prefix=str(out / "trained"), vocab_size=32000, hard_vocab_limit=False,
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols="[CLS],[SEP],[MASK]", minloglevel=2)
+    model = pb.ModelProto()
+    model.ParseFromString((out / "trained.model").read_bytes())
+    seen = {p.piece for p in model.pieces}
+    low = min(p.score for p in model.pieces if p.type == 1)
+    chars = [chr(c) for c in (*range(0x3041, 0x3097), *range(0x30A1, 0x30FB), *range(0x4E00, 0x4E00 + 3000))]
+    rng = random.Random(32000)
+    while len(model.pieces) < 32000:
+        piece = "".join(rng.choice(chars) for _ in range(rng.randint(1, 6)))
+        if rng.random() < 0.3:
+            piece = "\u2581" + piece
+        if piece not in seen:
+            seen.add(piece)
+            model.pieces.add(piece=piece, score=low - 1.0 - len(model.pieces) * 1e-4, type=1)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def base_shape_model(cache: Path, vocab: str = "shared") -> Path:
+    """A random-weight ALBERT-base-shaped MLM folder, made once and cached. Its tokenizer: the
+    shared model's 8,000 pieces (``vocab="shared"``, a freshly trained one without ../shared), or
+    ``vocab="32k"``, a 32,000-piece model the size of ken11's (see :func:`spm_32k`)."""
+    folder = cache / ("albert-base-shape-random" if vocab == "shared" else f"albert-base-shape-random-{vocab}")
     if (folder / "config.json").exists():
         return folder
     import shutil
@@ -67,7 +103,12 @@ def base_shape_model(cache: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     tok_src = SHARED_MODEL if SHARED_MODEL.exists() else None
-    if tok_src is not None:
+    if vocab == "32k":
+        shutil.copyfile(spm_32k(cache / "spm-32k"), folder / "spiece.model")
+        (folder / "tokenizer_config.json").write_text(json.dumps(
+            {"tokenizer_class": "AlbertTokenizer", "do_lower_case": False, "keep_accents": True,
+             "remove_space": True, "model_max_length": 512}), encoding="utf-8")
+    elif tok_src is not None:
         for name in ("spiece.model", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copyfile(tok_src / name, folder / name)
     else:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Union
 
 from .errors import ArtifactError
+
+Buffer = Union[bytes, mmap.mmap]  # what a reader reads: file bytes, or a file mapped read-only
 
 
 class ProtoReader:
@@ -13,7 +16,7 @@ class ProtoReader:
 
     __slots__ = ("buf", "pos", "end", "source", "kind")
 
-    def __init__(self, buf: bytes, source: str, start: int = 0, end: int | None = None,
+    def __init__(self, buf: Buffer, source: str, start: int = 0, end: int | None = None,
                  kind: str = "protobuf message") -> None:
         self.buf = buf
         self.pos = start

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,8 +62,21 @@ class Manifest(TypedDict, total=False):
     tools: dict[str, str | None]
 
 
+def _sha256() -> Any:
+    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before): hashlib's OpenSSL build
+    is faster but maps libcrypto, 3.4 MB of resident memory in every process that loads a model."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]
+        except ImportError:  # an interpreter without the built-in module
+            from hashlib import sha256
+    return sha256()
+
+
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+    h = _sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .engine.cpu import cpu_class, cpu_info
 from .errors import InputError
+from .tasks import timed_call
 
 DEFAULT_LENGTHS = (8, 16, 32, 64, 128)
 
@@ -28,9 +29,10 @@ DEFAULT_LENGTHS = (8, 16, 32, 64, 128)
 def _pieces(tokenizer: Any) -> list[str]:
     """Ordinary vocabulary pieces to build texts from (no specials, no bare ``▁``)."""
     out = []
-    for p in tokenizer.spm.pieces:
-        if p.type == 1 and p.piece.strip("\u2581") and "[" not in p.piece and "<" not in p.piece:
-            out.append(p.piece.replace("\u2581", " "))
+    spm = tokenizer.spm
+    for piece, ptype in zip(spm.pieces, spm.types):
+        if ptype == 1 and piece.strip("\u2581") and "[" not in piece and "<" not in piece:
+            out.append(piece.replace("\u2581", " "))
     if not out:
         raise InputError("the artifact's vocabulary has no ordinary pieces to build benchmark texts from")
     return out
@@ -54,15 +56,6 @@ def text_of_length(tokenizer: Any, tokens: int, seed: int, mask: bool) -> str:
         else:
             hi = mid - 1
     return build(lo)
-
-
-def _call(predictor: Any) -> Any:
-    task = predictor.task
-    if task == "fill-mask":
-        return lambda texts: predictor.predict_ids(texts, top_k=5)
-    if task == "token-classification":
-        return lambda texts: predictor(texts, aggregation_strategy="simple")
-    return lambda texts: predictor(texts)
 
 
 def latency_stats(samples: list[float]) -> dict[str, float]:
@@ -93,7 +86,7 @@ _COLD = """
 import json, sys, time
 t0 = time.perf_counter()
 from albert_onnx import pipeline
-from albert_onnx.bench import _call
+from albert_onnx.tasks import timed_call as _call
 p = pipeline(sys.argv[1], precision=sys.argv[2], threads=int(sys.argv[3]) or None, int8_weights=sys.argv[6])
 _call(p)([sys.argv[4]])
 cold = time.perf_counter() - t0
@@ -168,7 +161,7 @@ def run_bench(artifact: str, *, precisions: Sequence[str] = ("fp32",), lengths: 
         predictor = pipeline(artifact, precision=precision, threads=threads, int8_weights=int8_weights)
         if predictor.int8_kernel is not None:
             kernels[precision] = predictor.int8_kernel
-        call = _call(predictor)
+        call = timed_call(predictor)
         mask = predictor.task == "fill-mask"
         if lengths is None:
             usable = [n for n in DEFAULT_LENGTHS if n <= predictor.max_length]

@@ -15,7 +15,9 @@ def test_fields_match_sentencepiece(spm_albert: Path) -> None:
     sp = spm.SentencePieceProcessor(model_file=str(spm_albert))
     ours = load_spm_model(spm_albert)
     assert len(ours.pieces) == sp.get_piece_size()
-    for i, p in enumerate(ours.pieces):
+    assert len(ours.scores) == len(ours.types) == len(ours.pieces)
+    for i in range(len(ours.pieces)):
+        p = ours.piece(i)
         assert p.piece == sp.id_to_piece(i)
         assert p.score == pytest.approx(sp.get_score(i), abs=0)
         assert (p.type == CONTROL) == sp.is_control(i)

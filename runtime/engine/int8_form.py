@@ -11,17 +11,19 @@ package: the light install's protobuf reader) and rewrites them to the form aske
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Union
 
 import numpy as np
 
-from .._protobuf import ProtoReader, varint_bytes
+from .._protobuf import Buffer, ProtoReader, varint_bytes
 from ..errors import InputError
 from .cpu import WEIGHT_FORMS, best_weight_form, int8_kernel
 
@@ -43,6 +45,20 @@ _PRODUCTS = {"MatMulInteger": (1, 3), "DynamicQuantizeMatMul": (1, 4), "MatMulIn
 # zero points and subtracts one from the other, which the flip leaves unchanged.
 _ALSO_READ_BY = {("Gather", 0)}
 _SUBGRAPH_OPS = {"If", "Loop", "Scan"}
+_BLOCK = 1 << 16  # flipped in blocks this size while writing: no large temporary array
+
+
+@dataclass(frozen=True)
+class Flipped:
+    """Bytes to write with every top bit flipped."""
+
+    view: memoryview
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+
+Chunk = Union[bytes, memoryview, Flipped]
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,7 @@ def check_int8_weights(value: object) -> str:
     return str(value)
 
 
-def scan(data: bytes, source: str = "ONNX file") -> WeightScan:
+def scan(data: Buffer, source: str = "ONNX file") -> WeightScan:
     """Find the constant weights (and zero points) of ``data``'s int8 products."""
     kind = "ONNX file"
     graph = None
@@ -128,16 +144,17 @@ def scan(data: bytes, source: str = "ONNX file") -> WeightScan:
     return WeightScan(frozenset(forms), {n: inits[n] for n in weights}, graph, refusal)
 
 
-def convert(data: bytes, found: WeightScan, form: str) -> tuple[list[bytes | memoryview], int]:
+def convert(data: Buffer, found: WeightScan, form: str) -> tuple[list[Chunk], int]:
     """``data`` with every product weight and zero point in ``form``, as chunks to write in
-    order, and how many tensors changed. Exact: the top bit of each byte flips."""
+    order (:func:`write_chunks`), and how many tensors changed. Exact: the top bit of each
+    byte flips."""
     view = memoryview(data)
     key, start, end = found.graph
     changed = sorted(span for span in found.tensors.values()
                      if _tensor_info(data, span[1:], "ONNX file")["type"] != _TYPE_OF[form])
     if not changed:
         return [view], 0
-    body: list[bytes | memoryview] = []
+    body: list[Chunk] = []
     at = start
     for field_at, content_start, content_end in changed:
         tensor = _flipped_tensor(data, (content_start, content_end), _TYPE_OF[form])
@@ -146,8 +163,23 @@ def convert(data: bytes, found: WeightScan, form: str) -> tuple[list[bytes | mem
         at = content_end
     body.append(view[at:end])
     size = sum(len(b) for b in body)
-    head: list[bytes | memoryview] = [view[:key], varint_bytes(_GRAPH << 3 | 2) + varint_bytes(size)]
+    head: list[Chunk] = [view[:key], varint_bytes(_GRAPH << 3 | 2) + varint_bytes(size)]
     return [*head, *body, view[end:]], len(changed)
+
+
+def write_chunks(chunks: Sequence[Chunk], out: BinaryIO) -> None:
+    """Write what :func:`convert` returned."""
+    block = np.empty(_BLOCK, np.uint8)
+    for chunk in chunks:
+        if not isinstance(chunk, Flipped):
+            out.write(chunk)
+            continue
+        src = np.frombuffer(chunk.view, np.uint8)
+        for at in range(0, src.size, _BLOCK):
+            part = src[at : at + _BLOCK]
+            np.bitwise_xor(part, np.uint8(0x80), out=block[: part.size])
+            out.write(block[: part.size].data)
+        del src, part
 
 
 @contextmanager
@@ -158,49 +190,58 @@ def int8_graph(path: Path, requested: str) -> Iterator[tuple[Path, Int8Choice]]:
     than opening bytes)."""
     requested = check_int8_weights(requested)
     started = time.perf_counter()
-    data = path.read_bytes()
-    found = scan(data, str(path))
-    want = best_weight_form() if requested == "auto" else requested
-    if not found.forms:  # no int8 products with constant weights: nothing to choose
-        yield path, Int8Choice(requested, "none", "none", "no int8 weight products", 0,
-                               time.perf_counter() - started)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        found = scan(data, str(path))
+        want = best_weight_form() if requested == "auto" else requested
+        name, count = _converted_copy(data, found, requested, want, path) if found.forms else (None, 0)
+    seconds = time.perf_counter() - started
+    if name is None:  # the file as it is
+        form = found.stored if found.refusal is not None or not found.forms else want
+        kernel = _kernel(form) if found.forms else "no int8 weight products"
+        yield path, Int8Choice(requested, found.stored, form, kernel, 0, seconds)
         return
+    try:
+        yield Path(name), Int8Choice(requested, found.stored, want, _kernel(want), count, seconds)
+    finally:
+        os.unlink(name)
+
+
+def _converted_copy(data: mmap.mmap, found: WeightScan, requested: str, want: str,
+                    path: Path) -> tuple[str | None, int]:
+    """A temporary file holding the graph in the form ``want`` and the tensors converted; no
+    file where the graph itself will do."""
     if found.refusal is not None:
         if requested != "auto" and found.forms != {want}:
             raise InputError(f"{path}: int8_weights={requested!r} needs a weight conversion this graph does "
                              f"not allow ({found.refusal}); use int8_weights='auto'")
-        form = found.stored
-        yield path, Int8Choice(requested, found.stored, form, _kernel(form), 0, time.perf_counter() - started)
-        return
+        return None, 0
     chunks, count = convert(data, found, want)
-    del data
     if not count:
-        yield path, Int8Choice(requested, found.stored, want, _kernel(want), 0, time.perf_counter() - started)
-        return
+        return None, 0
     fd, name = tempfile.mkstemp(prefix=f"albert-onnx-{want}-", suffix=".onnx")
     try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        del chunks
-        yield Path(name), Int8Choice(requested, found.stored, want, _kernel(want), count,
-                                     time.perf_counter() - started)
-    finally:
+        with os.fdopen(fd, "wb") as out:
+            write_chunks(chunks, out)
+    except BaseException:
         os.unlink(name)
+        raise
+    finally:
+        del chunks  # the views into the mapped file go before it closes
+    return name, count
 
 
 def _kernel(form: str) -> str:
     return int8_kernel(form) if form in WEIGHT_FORMS else f"mixed weight forms ({form})"
 
 
-def _tensor_name(data: bytes, span: tuple[int, int], source: str) -> str:
+def _tensor_name(data: Buffer, span: tuple[int, int], source: str) -> str:
     for num, wt, value in ProtoReader(data, source, span[0], span[1], "ONNX tensor").fields():
         if num == _T_NAME and wt == 2:
             return bytes(data[value[0] : value[1]]).decode("utf-8", "replace")
     return ""
 
 
-def _node(data: bytes, span: tuple[int, int], source: str) -> tuple[str, list[str]]:
+def _node(data: Buffer, span: tuple[int, int], source: str) -> tuple[str, list[str]]:
     op, inputs = "", []
     for num, wt, value in ProtoReader(data, source, span[0], span[1], "ONNX node").fields():
         if wt == 2 and num in (_N_INPUT, _N_OP):
@@ -212,7 +253,7 @@ def _node(data: bytes, span: tuple[int, int], source: str) -> tuple[str, list[st
     return op, inputs
 
 
-def _tensor_info(data: bytes, span: tuple[int, int], source: str) -> dict[str, int]:
+def _tensor_info(data: Buffer, span: tuple[int, int], source: str) -> dict[str, int]:
     info = {"type": 0, "external": 0}
     for num, wt, value in ProtoReader(data, source, span[0], span[1], "ONNX tensor").fields():
         if num == _T_TYPE and wt == 0:
@@ -222,10 +263,10 @@ def _tensor_info(data: bytes, span: tuple[int, int], source: str) -> dict[str, i
     return info
 
 
-def _flipped_tensor(data: bytes, span: tuple[int, int], new_type: int) -> list[bytes | memoryview]:
+def _flipped_tensor(data: Buffer, span: tuple[int, int], new_type: int) -> list[Chunk]:
     """The TensorProto at ``span``, as chunks, with its type set to ``new_type`` and every byte's
     top bit flipped; values held as int32_data come out as raw_data (one byte each)."""
-    out: list[bytes | memoryview] = []
+    out: list[Chunk] = []
     fields = list(ProtoReader(data, "ONNX file", span[0], span[1], "ONNX tensor").fields_at())
     codes: list[np.ndarray] = []  # the low bytes of int32_data values, packed or not
     for k, (num, wt, value, at) in enumerate(fields):
@@ -233,7 +274,8 @@ def _flipped_tensor(data: bytes, span: tuple[int, int], new_type: int) -> list[b
         if num == _T_TYPE and wt == 0:
             out.append(varint_bytes(_T_TYPE << 3) + varint_bytes(new_type))
         elif num == _T_RAW and wt == 2:
-            codes.append(np.frombuffer(data, np.uint8, value[1] - value[0], value[0]))
+            out += [varint_bytes(_T_RAW << 3 | 2) + varint_bytes(value[1] - value[0]),
+                    Flipped(memoryview(data)[value[0] : value[1]])]
         elif num == _T_INT32 and wt == 0:
             codes.append(np.array([value & 0xFF], np.uint8))
         elif num == _T_INT32 and wt == 2:
@@ -242,7 +284,7 @@ def _flipped_tensor(data: bytes, span: tuple[int, int], new_type: int) -> list[b
             out.append(memoryview(data)[at:stop])
     if codes:  # int32 holds one sign-extended byte each: keep the low byte; flip every top bit
         raw = (codes[0] if len(codes) == 1 else np.concatenate(codes)) ^ np.uint8(0x80)
-        out += [varint_bytes(_T_RAW << 3 | 2) + varint_bytes(raw.size), raw.data]
+        out += [varint_bytes(_T_RAW << 3 | 2) + varint_bytes(raw.size), raw.tobytes()]
     return out
 
 

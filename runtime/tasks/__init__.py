@@ -16,6 +16,16 @@ PREDICTORS: dict[str, type[Predictor]] = {c.task: c for c in (FillMask, TextClas
                                                               FeatureExtractor)}
 
 
+def timed_call(predictor: Any) -> Any:
+    """The call a benchmark times for a predictor: fill-mask top-5 ids, token classification
+    with simple aggregation, else the plain call; it takes a list of texts."""
+    if isinstance(predictor, FillMask):
+        return lambda texts: predictor.predict_ids(texts, top_k=5)
+    if isinstance(predictor, TokenClassifier):
+        return lambda texts: predictor(texts, aggregation_strategy="simple")
+    return lambda texts: predictor(texts)
+
+
 def pipeline(artifact_dir: str | Path, **options: Any) -> Predictor:
     """The predictor for the task an artifact holds (``FillMask``, ``TextClassifier``,
     ``TokenClassifier`` or ``FeatureExtractor``), built with ``options`` (precision,
@@ -25,4 +35,4 @@ def pipeline(artifact_dir: str | Path, **options: Any) -> Predictor:
 
 
 __all__ = ["Candidate", "FeatureExtractor", "FillMask", "PREDICTORS", "Predictor", "TextClassifier",
-           "TokenClassifier", "pipeline"]
+           "TokenClassifier", "pipeline", "timed_call"]

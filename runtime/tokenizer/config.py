@@ -140,10 +140,10 @@ def _added_tokens(tc: dict[str, Any], tj: dict[str, Any] | None, spm: SpmModel,
     for tok_id, t in sorted((int(k), v) for k, v in (tc.get("added_tokens_decoder") or {}).items()):
         add_entry(tok_id, t)
     specials = set(cfg.special_tokens.values())
-    for i, p in enumerate(spm.pieces):
-        if p.type in (CONTROL, USER_DEFINED) or i == spm.unk_id:
-            add(i, p.piece, special=p.type == CONTROL or p.piece in specials or i == spm.unk_id)
-    vocab = {p.piece: i for i, p in enumerate(spm.pieces)}
+    for i, (piece, ptype) in enumerate(zip(spm.pieces, spm.types)):
+        if ptype in (CONTROL, USER_DEFINED) or i == spm.unk_id:
+            add(i, piece, special=ptype == CONTROL or piece in specials or i == spm.unk_id)
+    vocab = {piece: i for i, piece in enumerate(spm.pieces)}
     next_id = max([len(spm.pieces) - 1] + [t.id for t in by_content.values()]) + 1
     for key in SPECIAL_KEYS:
         content = cfg.special_tokens[key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,13 @@ class Piece:
 
 @dataclass
 class SpmModel:
-    """The fields of a SentencePiece model that tokenization needs."""
+    """The fields of a SentencePiece model that tokenization needs. The vocabulary is held as
+    three flat columns (piece strings, float32 scores, type bytes): no object per piece, so a
+    32,000-piece vocabulary costs its strings and little more."""
 
-    pieces: list[Piece]
+    pieces: list[str]
+    scores: array = field(default_factory=lambda: array("f"), repr=False)  # type: ignore[type-arg]
+    types: bytearray = field(default_factory=bytearray, repr=False)
     model_type: int = 1  # 1 = UNIGRAM
     byte_fallback: bool = False
     unk_id: int = 0
@@ -34,6 +39,10 @@ class SpmModel:
     remove_extra_whitespaces: bool = True
     escape_whitespaces: bool = True
     precompiled_charsmap: bytes = field(default=b"", repr=False)
+
+    def piece(self, i: int) -> Piece:
+        """Piece ``i`` with its score and type."""
+        return Piece(self.pieces[i], float(self.scores[i]), self.types[i])
 
 
 def _signed(v: int) -> int:
@@ -56,7 +65,7 @@ def parse_spm_model(data: bytes, source: str = "<bytes>") -> SpmModel:
             continue
         sub = ProtoReader(data, source, val[0], val[1], kind="SentencePiece model")
         if num == 1:
-            model.pieces.append(_parse_piece(sub))
+            _parse_piece(sub, model)
         elif num == 2:
             _parse_trainer(sub, model)
         elif num == 3:
@@ -69,7 +78,7 @@ def parse_spm_model(data: bytes, source: str = "<bytes>") -> SpmModel:
     return model
 
 
-def _parse_piece(r: ProtoReader) -> Piece:
+def _parse_piece(r: ProtoReader, model: SpmModel) -> None:
     piece, score, ptype = None, 0.0, NORMAL
     for num, wt, val in r.fields():
         if num == 1 and wt == 2:
@@ -80,7 +89,11 @@ def _parse_piece(r: ProtoReader) -> Piece:
             ptype = val
     if piece is None:
         raise r.fail("piece without text")
-    return Piece(piece, score, ptype)
+    if not 0 <= ptype < 256:
+        raise r.fail(f"piece type {ptype} out of range")
+    model.pieces.append(piece)
+    model.scores.append(score)
+    model.types.append(ptype)
 
 
 def _parse_trainer(r: ProtoReader, model: SpmModel) -> None:

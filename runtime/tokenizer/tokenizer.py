@@ -48,23 +48,20 @@ class Tokenizer:
         self.config = config
         self.mask_fix = mask_fix
         self.spm = spm
-        vocab = [(p.piece, p.score - 100.0 if _digit_comma(p.piece) else p.score)
-                 for p in spm.pieces]
-        self._unigram = Unigram(vocab, spm.unk_id)
+        scores = [score - 100.0 if _digit_comma(piece) else score for piece, score in zip(spm.pieces, spm.scores)]
+        self._unigram = Unigram(spm.pieces, scores, spm.unk_id)
         charsmap = (PrecompiledCharsmap(spm.precompiled_charsmap, source)
                     if spm.precompiled_charsmap else None)
         self._normalize = Normalizer(charsmap, do_lower_case=config.do_lower_case,
                                      keep_accents=config.keep_accents)
-        self._id_to_token = [p.piece for p in spm.pieces]
+        self._id_to_token = list(spm.pieces)  # the same string objects as the unigram's keys
         self._added: dict[str, AddedToken] = {}
         for t in config.added_tokens:
             if t.id >= len(self._id_to_token):
                 self._id_to_token.extend([""] * (t.id + 1 - len(self._id_to_token)))
             self._id_to_token[t.id] = t.content
             self._added[t.content] = t
-        self._token_to_id = {tok: i for i, tok in reversed(list(enumerate(self._id_to_token)))}
-        for t in config.added_tokens:
-            self._token_to_id[t.content] = t.id
+        self._added_ids = {t.content: t.id for t in config.added_tokens}
         self._special_ids = frozenset(t.id for t in config.added_tokens if t.special)
         self._split_re = (re.compile("|".join(re.escape(c) for c in
                                                sorted(self._added, key=len, reverse=True)))
@@ -79,10 +76,23 @@ class Tokenizer:
         self.model_max_length = config.model_max_length
 
     def _special_id(self, content: str) -> int:
-        try:
-            return self._token_to_id[content]
-        except KeyError:
-            raise ArtifactError(f"special token {content!r} has no id in the vocabulary") from None
+        i = self._id_of(content)
+        if i is None:
+            raise ArtifactError(f"special token {content!r} has no id in the vocabulary")
+        return i
+
+    def _id_of(self, token: str) -> int | None:
+        """The id of a token string: an added token's own, else the lowest id whose string it is."""
+        i = self._added_ids.get(token)
+        if i is not None:
+            return i
+        i = self._unigram.piece_id(token)
+        if i is not None and self._id_to_token[i] == token:
+            return i
+        if i is None and token:
+            return None
+        # a piece whose first id an added token took over, or the empty string: look along the table
+        return next((n for n, t in enumerate(self._id_to_token) if t == token), None)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, mask_fix: bool = True,
@@ -299,8 +309,9 @@ class Tokenizer:
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
         """Ids of token strings; strings outside the vocabulary give the unknown id."""
         if isinstance(tokens, str):
-            return self._token_to_id.get(tokens, self.unk_token_id)
-        return [self._token_to_id.get(t, self.unk_token_id) for t in tokens]
+            i = self._id_of(tokens)
+            return self.unk_token_id if i is None else i
+        return [self.unk_token_id if (i := self._id_of(t)) is None else i for t in tokens]
 
     def _check_id(self, i: int) -> int:
         i = int(i)
