@@ -20,7 +20,14 @@ from albert_onnx.tokenizer import Tokenizer
 
 from . import graph as G
 from .heads import make_head
-from .quantize import DEFAULT_INT8, INT8_WEIGHTS, float_tensors, int8_embedding_lookup, quantize_int8
+from .quantize import (
+    DEFAULT_INT8,
+    INT8_WEIGHTS,
+    float_input_projection,
+    float_tensors,
+    int8_embedding_lookup,
+    quantize_int8,
+)
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
 from .validate import INT8_GATES, compare_precisions, compare_with_torch, validation_batches
@@ -56,7 +63,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         source: Hugging Face hub id or local folder of an ALBERT checkpoint with ``spiece.model``.
         out: artifact folder to create; it appears whole or not at all.
         task: ``auto`` (from the checkpoint's architecture), ``fill-mask``,
-            ``text-classification``, ``token-classification`` or ``feature-extraction``
+            ``text-classification``, ``token-classification``, ``question-answering``,
+            ``multiple-choice`` or ``feature-extraction``
             (the encoder alone, from any ALBERT checkpoint).
         quantize: ``"int8"`` to add a dynamically quantized graph, or None.
         int8_min_agreement: the int8 gate's bar for this task (default per task: fill-mask
@@ -131,7 +139,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     check = compare_with_torch(task, src.model, fp32_session, tokenizer, batches)
     check["atol"] = atol
     log(f"fp32 check against PyTorch: max|Δ| = {check['max_abs_diff']:.1e}, atol {atol:g} "
-        f"({check['entries']} {'texts' if task == 'text-classification' else 'positions'}, lengths "
+        f"({check['entries']} {'positions' if 'top1_agreement' in check else 'rows'}, lengths "
         f"{check['sequence_lengths'][0]}..{check['sequence_lengths'][-1]})")
     if not check["max_abs_diff"] <= atol:
         raise ExportError(f"fp32 graph differs from PyTorch by {check['max_abs_diff']:.2e} > atol "
@@ -139,7 +147,8 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     graphs: dict[str, Any] = {"fp32": {"file": FP32_FILE, "validation": check,
                                        "tensor_bytes": G.tensor_bytes(fused)}}
     if quantize == "int8":
-        quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings)
+        kept_float = float_input_projection(stage / FP32_FILE)
+        quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings, exclude=kept_float)
         qmodel = onnx.load(str(work / "q.onnx"))
         lookup = int8_embedding_lookup(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
@@ -158,7 +167,8 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
             raise ExportError(f"int8 {figure} {quality[figure]:.3f} is below the gate {bar:g} "
                               "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
         quality["int8_kernel"] = choice.kernel
-        graphs["int8"] = {"file": INT8_FILE, "validation": quality, "settings": int8_settings,
+        graphs["int8"] = {"file": INT8_FILE, "validation": quality,
+                          "settings": {**int8_settings, "float_nodes": kept_float},
                           "activation_scales": "dynamic-per-tensor",
                           "embedding_lookup": lookup, "dedupe": dedupe,
                           "float_tensors": float_tensors(qmodel)}
@@ -195,7 +205,7 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
 
 def _quality_line(q: dict[str, Any]) -> str:
     keys = [k for k in ("top1_agreement", "top5_overlap", "top_label_agreement", "cls_cosine",
-                        "mean_pool_cosine") if k in q]
+                        "mean_pool_cosine", "best_span_agreement", "best_choice_agreement") if k in q]
     return ", ".join(f"{k.replace('_', ' ')} {q[k]:.3f}" for k in keys)
 
 

@@ -35,11 +35,12 @@ def export_raw(head: Head, vocab_size: int, path: Path, opset: int) -> None:
     axes = {name: seq_axes for name in ENCODER_INPUTS}
     if head.task == FILL_MASK:
         axes["mask_positions"] = {0: "masks"}
-    axes[head.output] = _AXES[GRAPH_IO[head.task].outputs[head.output]]
+    for name in head.outputs:
+        axes[name] = _AXES[GRAPH_IO[head.task].outputs[name]]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(head.module.eval(), args, str(path), input_names=inputs,
-                          output_names=[head.output], dynamic_axes=axes, opset_version=opset,
+                          output_names=list(head.outputs), dynamic_axes=axes, opset_version=opset,
                           do_constant_folding=True, dynamo=False)
 
 

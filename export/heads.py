@@ -13,6 +13,8 @@ from albert_onnx.engine.io import (
     FEATURE_EXTRACTION,
     FILL_MASK,
     GRAPH_IO,
+    MULTIPLE_CHOICE,
+    QUESTION_ANSWERING,
     TEXT_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
 )
@@ -25,6 +27,8 @@ ARCHITECTURE_TASKS = {
     "AlbertForPreTraining": FILL_MASK,
     "AlbertForSequenceClassification": TEXT_CLASSIFICATION,
     "AlbertForTokenClassification": TOKEN_CLASSIFICATION,
+    "AlbertForQuestionAnswering": QUESTION_ANSWERING,
+    "AlbertForMultipleChoice": MULTIPLE_CHOICE,
     "AlbertModel": FEATURE_EXTRACTION,
 }
 TASK_CHOICES = ("auto", *GRAPH_IO)
@@ -47,11 +51,11 @@ def resolve_task(task: str, architectures: list[str] | None, source: str) -> str
 
 @dataclass
 class Head:
-    """A task's torch module to trace, and how to get the graph's main output from the HF model."""
+    """A task's torch module to trace: it takes the graph's inputs and returns ``outputs``."""
 
     task: str
     module: Any  # torch.nn.Module taking the graph's inputs
-    output: str  # the output compared with PyTorch at export time
+    outputs: tuple[str, ...]  # the traced outputs, each compared with PyTorch at export time
     example_extra: tuple[Any, ...] = ()
 
 
@@ -61,13 +65,20 @@ def model_class(task: str) -> Any:
     return {FILL_MASK: transformers.AlbertForMaskedLM,
             TEXT_CLASSIFICATION: transformers.AlbertForSequenceClassification,
             TOKEN_CLASSIFICATION: transformers.AlbertForTokenClassification,
+            QUESTION_ANSWERING: transformers.AlbertForQuestionAnswering,
+            MULTIPLE_CHOICE: transformers.AlbertForMultipleChoice,
             FEATURE_EXTRACTION: transformers.AlbertModel}[task]
 
 
-def reference_output(task: str, model: Any, feed: dict[str, Any]) -> Any:
-    """What PyTorch gives for the graph's main output, on a feed of torch tensors."""
+def reference_outputs(task: str, model: Any, feed: dict[str, Any]) -> tuple[Any, ...]:
+    """What PyTorch gives for the graph's outputs (``GRAPH_IO[task]``, in order), on a feed of
+    torch tensors ``[rows, tokens]``. A multiple-choice feed is one question's choices."""
+    if task == MULTIPLE_CHOICE:  # [1, choices, tokens] in, [1, choices] scores out
+        return (model(**{k: v[None] for k, v in feed.items()}).logits[0],)
     out = model(**feed)
-    return out.last_hidden_state if task == FEATURE_EXTRACTION else out.logits
+    if task == QUESTION_ANSWERING:
+        return out.start_logits, out.end_logits
+    return (out.last_hidden_state if task == FEATURE_EXTRACTION else out.logits,)
 
 
 def make_head(task: str, model: Any) -> Head:
@@ -87,7 +98,7 @@ def make_head(task: str, model: Any) -> Head:
                 hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, mask_positions)
                 return self.mlm.predictions(hidden)
 
-        return Head(task, MaskedHead(model), "logits", (torch.tensor([3, 15]),))
+        return Head(task, MaskedHead(model), ("logits",), (torch.tensor([3, 15]),))
 
     class Plain(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -95,7 +106,7 @@ def make_head(task: str, model: Any) -> Head:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            return reference_output(task, self.inner, {"input_ids": input_ids, "attention_mask": attention_mask,
-                                                       "token_type_ids": token_type_ids})
+            return reference_outputs(task, self.inner, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                                        "token_type_ids": token_type_ids})
 
-    return Head(task, Plain(model), next(iter(GRAPH_IO[task].outputs)))
+    return Head(task, Plain(model), tuple(GRAPH_IO[task].outputs))

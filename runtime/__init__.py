@@ -1,19 +1,22 @@
-"""albert_onnx: run ALBERT (fill-mask, classification, tagging, embeddings) from an ONNX
-artifact, with only NumPy and ONNX Runtime."""
+"""albert_onnx: run ALBERT (fill-mask, classification, tagging, embeddings, question answering,
+multiple choice, zero-shot) from an ONNX artifact, with only NumPy and ONNX Runtime."""
 
 from .errors import AlbertOnnxError, ArtifactError, InputError, ProviderError
 from .tasks import (
     Candidate,
     FeatureExtractor,
     FillMask,
+    MultipleChoice,
     Predictor,
+    QuestionAnswerer,
     TextClassifier,
     TokenClassifier,
+    ZeroShotClassifier,
     pipeline,
 )
 from .tokenizer import Encoding, Tokenizer
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["AlbertOnnxError", "ArtifactError", "Candidate", "Encoding", "FeatureExtractor", "FillMask",
-           "InputError", "Predictor", "ProviderError", "TextClassifier", "TokenClassifier", "Tokenizer",
-           "__version__", "pipeline"]
+           "InputError", "MultipleChoice", "Predictor", "ProviderError", "QuestionAnswerer", "TextClassifier",
+           "TokenClassifier", "Tokenizer", "ZeroShotClassifier", "__version__", "pipeline"]

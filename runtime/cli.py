@@ -17,13 +17,17 @@ from .engine.int8_form import INT8_WEIGHTS
 from .engine.io import TASKS
 from .engine.session import PROVIDER_NAMES
 from .errors import AlbertOnnxError, InputError
+from .tasks.zero_shot import DEFAULT_TEMPLATE
 
+# argparse prints DESCRIPTION, not the docstring: help stays plain text
+DESCRIPTION = ("Export ALBERT models to ONNX (export, needs the [export] extra) and run them: fill-mask, score, "
+               "predict (any task), batch (bulk jobs) and bench.")
 EXPORT_TASKS = ("auto", *TASKS)
 
 
-def _runtime_options(p: argparse.ArgumentParser) -> None:
+def _runtime_options(p: argparse.ArgumentParser, texts: str = "+") -> None:
     p.add_argument("artifact", help="artifact folder written by `albert-onnx export`")
-    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument("texts", nargs=texts, metavar="TEXT")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--provider", choices=PROVIDER_NAMES, default="cpu")
     p.add_argument("--threads", type=int, default=None)
@@ -38,7 +42,7 @@ def _int8_weights_option(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="albert-onnx", description=__doc__)
+    p = argparse.ArgumentParser(prog="albert-onnx", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"albert-onnx {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -110,10 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--max-slowdown", type=float, default=1.25,
                    help="with --baseline: the largest normalized slow-down accepted (default 1.25)")
 
-    r = sub.add_parser("predict", help="run whatever task the artifact holds on texts")
-    _runtime_options(r)
+    r = sub.add_parser("predict", help="run whatever task the artifact holds on texts (or questions)")
+    _runtime_options(r, texts="*")
     r.add_argument("--text-pair", action="append", default=None, metavar="PAIR",
                    help="text classification: second text of each pair, once per TEXT")
+    r.add_argument("--question", action="append", default=None, metavar="Q",
+                   help="question answering: a question (repeat for several); multiple choice: use TEXT")
+    r.add_argument("--context", action="append", default=None, metavar="C",
+                   help="question answering: the context, once, or once per --question")
+    r.add_argument("--choices", nargs="+", default=None, metavar="CHOICE",
+                   help="multiple choice: the choices of each TEXT (the question)")
     _task_options(r)
     return p
 
@@ -131,6 +141,24 @@ def _task_options(p: argparse.ArgumentParser) -> None:
                    help="feature extraction (default cls)")
     p.add_argument("--normalize", action="store_true", help="feature extraction: unit-length vectors")
     p.add_argument("--per-token", action="store_true", help="scoring: the log-probability of every token")
+    p.add_argument("--stride", type=int, default=None,
+                   help="token classification: tag long texts in windows sharing this many tokens")
+    p.add_argument("--truncation", action="store_true",
+                   help="text classification, feature extraction: cut texts longer than the model takes")
+    p.add_argument("--labels", default=None,
+                   help="zero-shot classification on an NLI artifact: comma-separated candidate labels")
+    p.add_argument("--hypothesis-template", default=DEFAULT_TEMPLATE,
+                   help=f"zero-shot: the hypothesis, {{}} for the label (default {DEFAULT_TEMPLATE!r})")
+    p.add_argument("--multi-label", action="store_true", help="zero-shot: score each label on its own")
+    p.add_argument("--doc-stride", type=int, default=None,
+                   help="question answering: tokens shared by windows of a long context")
+    p.add_argument("--max-answer-len", type=int, default=15, help="question answering: longest answer in tokens")
+    p.add_argument("--max-seq-len", type=int, default=None, help="question answering: tokens per window")
+    p.add_argument("--handle-impossible-answer", action="store_true",
+                   help="question answering: the empty answer may win")
+    p.add_argument("--no-align-to-words", dest="align_to_words", action="store_false",
+                   help="question answering: answers exactly as predicted, not grown to space-separated words "
+                        "(what unspaced Japanese wants)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,12 +194,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace, cls: Any = None) -> Any:
+def _open(args: argparse.Namespace, cls: Any = None, task: str | None = None) -> Any:
     from .tasks import pipeline
 
     options = dict(precision=args.precision, provider=args.provider, threads=args.threads,
                    int8_weights=args.int8_weights)
-    predictor = cls(args.artifact, **options) if cls is not None else pipeline(args.artifact, **options)
+    predictor = cls(args.artifact, **options) if cls is not None else pipeline(args.artifact, task, **options)
     if predictor.fallback_note:
         print(f"albert-onnx: {predictor.fallback_note}", file=sys.stderr)
     return predictor
@@ -180,8 +208,13 @@ def _open(args: argparse.Namespace, cls: Any = None) -> Any:
 def _options(args: argparse.Namespace, **fixed: Any) -> Any:
     from .tasks.results import TaskOptions
 
-    names = ("per_token", "top_k", "all_labels", "function_to_apply", "aggregation_strategy", "pooling", "normalize")
-    return TaskOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **fixed)
+    names = ("per_token", "top_k", "all_labels", "function_to_apply", "aggregation_strategy", "pooling", "normalize",
+             "truncation", "stride", "hypothesis_template", "multi_label", "doc_stride", "max_answer_len",
+             "max_seq_len", "handle_impossible_answer", "align_to_words")
+    values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    if getattr(args, "labels", None) is not None:
+        values["labels"] = tuple(x.strip() for x in args.labels.split(",") if x.strip())
+    return TaskOptions(**values, **fixed)
 
 
 def _fill_mask(args: argparse.Namespace) -> int:
@@ -303,13 +336,14 @@ def _bench(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .tasks.results import json_results
 
-    predictor = _open(args)
-    texts: list[str] = args.texts
+    options = _options(args)
+    predictor = _open(args, task=options.derived_task)
+    texts: list[Any] = _predict_inputs(args, predictor.task)
     if args.text_pair is not None and len(args.text_pair) != len(texts):
         raise InputError(f"--text-pair was given {len(args.text_pair)} times for {len(texts)} texts; "
                          "give it once per TEXT")
-    doc = json_results(predictor, texts, _options(args), text_pairs=args.text_pair)
-    if args.json:
+    doc = json_results(predictor, texts, options, text_pairs=args.text_pair)
+    if args.json or predictor.task in ("question-answering", "multiple-choice") or options.labels is not None:
         print(json.dumps(doc, ensure_ascii=False))
     elif predictor.task == "fill-mask":
         _print_fill_mask(texts, [[[{"token_str": c["token_str"], "score": c["score"]} for c in m] for m in t]
@@ -331,6 +365,28 @@ def _predict(args: argparse.Namespace) -> int:
             first = v[0][:4] if v and isinstance(v[0], list) else v[:4]
             print(f"{text}\n  {shape} float32, first values {' '.join(f'{x:.4f}' for x in first)} ...")
     return 0
+
+
+def _predict_inputs(args: argparse.Namespace, task: str) -> list[Any]:
+    """What ``predict`` runs on: TEXTs, or (question, context) / (question, choices) dicts."""
+    if task == "question-answering":
+        questions, contexts = args.question or [], args.context or []
+        if args.texts or not questions or len(contexts) not in (1, len(questions)):
+            raise InputError("a question-answering artifact takes --question Q (repeatable) and --context C "
+                             "(once, or once per --question), no TEXT")
+        return [{"question": q, "context": contexts[0] if len(contexts) == 1 else c}
+                for q, c in zip(questions, contexts * len(questions) if len(contexts) == 1 else contexts)]
+    if task == "multiple-choice":
+        if not args.texts or not args.choices:
+            raise InputError("a multiple-choice artifact takes the question as TEXT and its choices as "
+                             "--choices A B ...")
+        return [{"question": t, "choices": list(args.choices)} for t in args.texts]
+    if args.question or args.context or args.choices:
+        raise InputError(f"--question, --context and --choices are for question answering and multiple choice; "
+                         f"this artifact holds {task!r}")
+    if not args.texts:
+        raise InputError("give at least one TEXT")
+    return list(args.texts)
 
 
 if __name__ == "__main__":

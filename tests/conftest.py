@@ -117,6 +117,11 @@ HEADS = {
     "ner": ("AlbertForTokenClassification", dict(num_labels=5, id2label=dict(enumerate(
         ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])), label2id={})),
     "encoder": ("AlbertModel", {}),
+    "qa": ("AlbertForQuestionAnswering", {}),
+    "mc": ("AlbertForMultipleChoice", {}),
+    "nli": ("AlbertForSequenceClassification", dict(num_labels=3, id2label={0: "entailment", 1: "neutral",
+                                                                            2: "contradiction"},
+                                                    label2id={"entailment": 0, "neutral": 1, "contradiction": 2})),
 }
 
 
@@ -136,7 +141,7 @@ def make_head_folder(spm_model: Path, out: Path, head: str, seed: int = 1) -> Pa
         for name, p in model.named_parameters():
             if name.endswith("bias") or "LayerNorm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
-            if "classifier" in name:  # make the labels' scores differ clearly
+            if "classifier" in name or "qa_outputs" in name:  # make the scores differ clearly
                 p.mul_(20.0)
     model.save_pretrained(str(out))
     return out

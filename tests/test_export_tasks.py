@@ -73,12 +73,13 @@ def test_feature_extraction_from_an_mlm(tiny_model: Path, tmp_path: Path) -> Non
 def test_unknown_architecture_lists_the_tasks(spm_albert: Path, tmp_path: Path) -> None:
     from albert_onnx.export import ExportError, export_model
 
-    folder = make_head_folder(spm_albert, tmp_path / "qa", "encoder")
+    folder = make_head_folder(spm_albert, tmp_path / "other", "encoder")
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["architectures"] = ["AlbertForQuestionAnswering"]
+    cfg["architectures"] = ["AlbertForCausalLM"]
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ExportError, match=r"'AlbertForQuestionAnswering'.*pass --task, one of \['fill-mask', "
-                                          r"'text-classification', 'token-classification', 'feature-extraction'\]"):
+    with pytest.raises(ExportError, match=r"'AlbertForCausalLM'.*pass --task, one of \['fill-mask', "
+                                          r"'text-classification', 'token-classification', 'feature-extraction', "
+                                          r"'question-answering', 'multiple-choice'\]"):
         export_model(str(folder), tmp_path / "out", log=lambda s: None)
     assert not (tmp_path / "out").exists()
     with pytest.raises(ExportError, match="unknown task 'qa'"):

@@ -1,5 +1,6 @@
 """encode_with_offsets against AlbertTokenizerFast(text, text_pair, return_offsets_mapping=True),
-line by line, for every settings combination, plus the [MASK]-fixed case."""
+line by line, for every settings combination, plus the [MASK]-fixed case: ids, type ids, offsets,
+masks, word ids and sequence ids."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def assert_offsets(ours: Tokenizer, ref, texts: list[str], pairs: list[tuple[str
         want = ref(text, pair, return_offsets_mapping=True, return_special_tokens_mask=True)
         got = ours.encode_with_offsets(text, pair)
         expected = (want["input_ids"], want["token_type_ids"], [tuple(o) for o in want["offset_mapping"]],
-                    want["attention_mask"], want["special_tokens_mask"])
-        if (got.ids, got.type_ids, got.offsets, got.attention_mask, got.special_tokens_mask) != expected:
+                    want["attention_mask"], want["special_tokens_mask"], want.word_ids(), want.sequence_ids())
+        if (got.ids, got.type_ids, got.offsets, got.attention_mask, got.special_tokens_mask, got.word_ids,
+                got.sequence_ids()) != expected:
             bad.append((text, pair, list(zip(ref.convert_ids_to_tokens(want["input_ids"]),
                                              want["offset_mapping"])), list(zip(got.tokens, got.offsets))))
         elif got.ids != ours.encode(text) and pair is None:

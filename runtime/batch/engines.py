@@ -17,21 +17,21 @@ from typing import Any
 from ..errors import InputError
 from ..tasks.results import TaskOptions
 from .predictor import BatchPredictor
-from .rows import OUTPUT_COLUMNS, input_files, need_pyarrow, read_rows
+from .rows import OUTPUT_COLUMNS, input_columns, input_files, need_pyarrow, read_rows
 
 SCHEMA = "id string, text string, result string, error string"
 
 
-def _input_table(input_path: str | Path, text_column: str, id_column: str) -> Any:
+def _input_table(artifact: str | Path, input_path: str | Path, text_column: str, id_column: str) -> Any:
     pa = need_pyarrow()
-    rows = list(read_rows(input_files(input_path), text_column, id_column))
+    rows = list(read_rows(input_files(input_path), text_column, id_column, input_columns(artifact, text_column)))
     return pa.table({"id": pa.array([r.id for r in rows], pa.string()),
                      "text": pa.array([r.text for r in rows], pa.string()),
                      "error": pa.array([r.error for r in rows], pa.string())})
 
 
 @contextmanager
-def _job(input_path: str | Path, output: str | Path, text_column: str, id_column: str,
+def _job(artifact: str | Path, input_path: str | Path, output: str | Path, text_column: str, id_column: str,
          summary: dict[str, Any]) -> Iterator[tuple[Any, Path]]:
     """The input rows as an Arrow table and a hidden folder to write into; renamed to
     ``output`` when the engine is done, removed if it fails. Fills ``rows`` and ``seconds``."""
@@ -41,7 +41,7 @@ def _job(input_path: str | Path, output: str | Path, text_column: str, id_column
                          "(the local engine resumes into an existing one)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    table = _input_table(input_path, text_column, id_column)
+    table = _input_table(artifact, input_path, text_column, id_column)
     started = time.perf_counter()
     try:
         yield table, tmp
@@ -77,7 +77,7 @@ def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *,
     except ImportError:
         raise InputError("the ray engine needs Ray: pip install 'albert-onnx[ray]'") from None
     summary: dict[str, Any] = {"workers": workers, "threads": threads}
-    with _job(input_path, output, text_column, id_column, summary) as (table, tmp):
+    with _job(artifact, input_path, output, text_column, id_column, summary) as (table, tmp):
         owned = not ray.is_initialized()
         if owned:
             # a local Ray gets a CPU beyond the actors' for Ray Data's own read and write tasks
@@ -129,7 +129,7 @@ def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, 
     except ImportError:
         raise InputError("the spark engine needs pyspark (and Java 17): pip install 'albert-onnx[spark]'") from None
     summary: dict[str, Any] = {"workers": workers, "threads": threads}
-    with _job(input_path, output, text_column, id_column, summary) as (table, tmp):
+    with _job(artifact, input_path, output, text_column, id_column, summary) as (table, tmp):
         if master is None or master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local Spark stays on the loopback
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter

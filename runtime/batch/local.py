@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..tasks.results import TaskOptions
-from .rows import Row, count_rows, input_files, need_pyarrow, read_rows, write_part
+from .rows import Row, count_rows, input_columns, input_files, need_pyarrow, read_rows, write_part
 
 JOB_FILE, DONE_FILE = "_job.json", "_SUCCESS"
 
@@ -100,7 +100,8 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
                     errors += e
                     bar.update(done_rows + skipped)
 
-        for index, chunk in enumerate(_chunks(read_rows(files, text_column, id_column), part_rows)):
+        columns = input_columns(artifact, text_column)
+        for index, chunk in enumerate(_chunks(read_rows(files, text_column, id_column, columns), part_rows)):
             parts += 1
             path = out / f"part-{index:05d}.parquet"
             if path.exists():  # written by an earlier run of this job

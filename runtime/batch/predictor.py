@@ -29,9 +29,9 @@ class BatchPredictor:
     def __init__(self, artifact_dir: str | Path, options: TaskOptions | None = None, *, precision: str = "fp32",
                  provider: str = "cpu", threads: int | None = None, max_batch_size: int = 32,
                  int8_weights: str = "auto") -> None:
-        self.predictor = pipeline(artifact_dir, precision=precision, provider=provider, threads=threads,
-                                  max_batch_size=max_batch_size, int8_weights=int8_weights)
         self.options = options or TaskOptions()
+        self.predictor = pipeline(artifact_dir, self.options.derived_task, precision=precision, provider=provider,
+                                  threads=threads, max_batch_size=max_batch_size, int8_weights=int8_weights)
         self.options.check(self.predictor)
 
     def predict(self, ids: Sequence[str], texts: Sequence[str | None],

@@ -14,6 +14,16 @@ from ..errors import InputError
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
 OUTPUT_COLUMNS = ("id", "text", "result", "error")
+# tasks whose rows are several columns, carried as one JSON object in the text column
+STRUCTURED = {"question-answering": ("question", "context"), "multiple-choice": ("question", "choices")}
+
+
+def input_columns(artifact: str | Path, text_column: str) -> tuple[str, ...]:
+    """The input columns a job on ``artifact`` reads: ``question``/``context`` (question
+    answering), ``question``/``choices`` (multiple choice), else the text column."""
+    from ..artifact import load_artifact
+
+    return STRUCTURED.get(load_artifact(artifact, verify=False).task["name"], (text_column,))
 
 
 @dataclass(frozen=True)
@@ -71,22 +81,35 @@ def _lines(path: Path, skip_blank: bool) -> Iterator[str]:
             yield line
 
 
-def _row(number: int, value: Any, ident: Any, text_column: str) -> Row:
+def _row(number: int, values: list[Any], ident: Any, columns: tuple[str, ...]) -> Row:
     rid = str(number) if ident is None else str(ident)
-    if value is None:
-        return Row(rid, None, f"no {text_column!r} value")
-    if not isinstance(value, str):
-        return Row(rid, None, f"{text_column!r} is not a string (got {type(value).__name__})")
-    return Row(rid, value)
+    for name, value in zip(columns, values):
+        if value is None:
+            return Row(rid, None, f"no {name!r} value")
+        if name == "choices":
+            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                return Row(rid, None, f"'choices' is not a list of strings (got {type(value).__name__})")
+        elif not isinstance(value, str):
+            return Row(rid, None, f"{name!r} is not a string (got {type(value).__name__})")
+    if len(columns) == 1:
+        return Row(rid, values[0])
+    return Row(rid, json.dumps(dict(zip(columns, values)), ensure_ascii=False))
 
 
-def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id") -> Iterator[Row]:
-    """Every row of every file, in order; row numbers count from 0 across the files."""
+def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id",
+              columns: tuple[str, ...] | None = None) -> Iterator[Row]:
+    """Every row of every file, in order; row numbers count from 0 across the files. With
+    several ``columns`` (question answering, multiple choice), a row's text is the JSON object
+    of those columns."""
+    columns = columns or (text_column,)
     number = 0
     for f in files:
+        if f.suffix == ".txt" and len(columns) > 1:
+            raise InputError(f"{f}: a .txt file holds one text a line; this task reads the columns {list(columns)} "
+                             "from .jsonl or .parquet")
         if f.suffix == ".txt":
             for line in _lines(f, skip_blank=False):
-                yield _row(number, line, None, text_column)
+                yield _row(number, [line], None, columns)
                 number += 1
         elif f.suffix == ".jsonl":
             for k, line in enumerate(_lines(f, skip_blank=True), 1):
@@ -98,19 +121,21 @@ def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id
                     if not isinstance(obj, dict):
                         yield Row(str(number), None, f"{f.name} line {k} is not a JSON object")
                     else:
-                        yield _row(number, obj.get(text_column), obj.get(id_column), text_column)
+                        yield _row(number, [obj.get(c) for c in columns], obj.get(id_column), columns)
                 number += 1
         else:
             pq = need_pyarrow().parquet.ParquetFile(str(f))
             names = pq.schema_arrow.names
-            if text_column not in names:
-                raise InputError(f"{f}: no column {text_column!r}; columns: {names} (use --text-column)")
-            columns = [text_column] + ([id_column] if id_column in names else [])
-            for batch in pq.iter_batches(columns=columns, batch_size=4096):
-                texts = batch.column(0).to_pylist()
-                ids = batch.column(1).to_pylist() if len(columns) == 2 else [None] * len(texts)
-                for value, ident in zip(texts, ids):
-                    yield _row(number, value, ident, text_column)
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise InputError(f"{f}: no column {missing[0]!r}; columns: {names}"
+                                 + (" (use --text-column)" if len(columns) == 1 else ""))
+            read = list(columns) + ([id_column] if id_column in names else [])
+            for batch in pq.iter_batches(columns=read, batch_size=4096):
+                values = [batch.column(k).to_pylist() for k in range(len(columns))]
+                ids = batch.column(len(columns)).to_pylist() if len(read) > len(columns) else [None] * batch.num_rows
+                for k, ident in enumerate(ids):
+                    yield _row(number, [v[k] for v in values], ident, columns)
                     number += 1
 
 

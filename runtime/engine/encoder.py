@@ -95,20 +95,24 @@ class Encoder:
         """The execution providers attached to the session."""
         return self.session.get_providers()
 
-    def check_length(self, where: str, n_tokens: int) -> None:
+    def check_length(self, where: str, n_tokens: int, truncatable: bool = False) -> None:
         if n_tokens > self.max_length:
             raise InputError(f"{where} is {n_tokens} tokens long ([CLS] and [SEP] included); "
-                             f"the model takes at most {self.max_length}")
+                             f"the model takes at most {self.max_length}"
+                             + ("; pass truncation=True to cut it" if truncatable else ""))
 
     def run(self, rows: Sequence[Sequence[int]], outputs: Sequence[str], *,
             type_ids: Sequence[Sequence[int]] | None = None,
-            positions: Sequence[Sequence[int]] | None = None, top_k: int = 1) -> list[list[np.ndarray]]:
+            positions: Sequence[Sequence[int]] | None = None, top_k: int = 1,
+            groups: Sequence[Sequence[int]] | None = None) -> list[list[np.ndarray]]:
         """Run ``rows`` in length batches; per row, its slice of each output in ``outputs``.
 
         ``positions`` (fill-mask graphs) are the positions of each row to compute the head at.
+        ``groups`` replaces the length batching: each group of row indices is one session run
+        (the choices of one question, whatever the precision).
         """
         result: list[list[np.ndarray]] = [[] for _ in rows]
-        for batch in self.batches(rows):
+        for batch in (self.batches(rows) if groups is None else [list(g) for g in groups]):
             feed = self.tokenizer.pad([rows[n] for n in batch],
                                       type_ids=None if type_ids is None else [type_ids[n] for n in batch])
             if positions is not None:

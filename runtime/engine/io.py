@@ -25,7 +25,9 @@ class GraphIO:
 
 FILL_MASK, TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION, FEATURE_EXTRACTION = (
     "fill-mask", "text-classification", "token-classification", "feature-extraction")
-TASKS = (FILL_MASK, TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION, FEATURE_EXTRACTION)
+QUESTION_ANSWERING, MULTIPLE_CHOICE = "question-answering", "multiple-choice"
+TASKS = (FILL_MASK, TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION, FEATURE_EXTRACTION, QUESTION_ANSWERING,
+         MULTIPLE_CHOICE)
 
 GRAPH_IO: dict[str, GraphIO] = {
     FILL_MASK: GraphIO((*ENCODER_INPUTS, "mask_positions", "top_k"),
@@ -33,6 +35,10 @@ GRAPH_IO: dict[str, GraphIO] = {
     TEXT_CLASSIFICATION: GraphIO(ENCODER_INPUTS, {"logits": TEXT}),
     TOKEN_CLASSIFICATION: GraphIO(ENCODER_INPUTS, {"logits": TOKEN}),
     FEATURE_EXTRACTION: GraphIO(ENCODER_INPUTS, {"last_hidden_state": TOKEN}),
+    QUESTION_ANSWERING: GraphIO(ENCODER_INPUTS, {"start_logits": TOKEN, "end_logits": TOKEN}),
+    # one row per (question, choice) pair, one score per row: the choices of one question are
+    # one batch, as AlbertForMultipleChoice's [1, choices, tokens] input flattens to
+    MULTIPLE_CHOICE: GraphIO(ENCODER_INPUTS, {"logits": TEXT}),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import onnxruntime as ort
 
 from ..engine import Encoder
+from ..engine.encoder import check_positive_int as check_positive
 from ..errors import InputError
 from ..tokenizer import Tokenizer
 
@@ -68,18 +69,29 @@ class Predictor:
     def manifest(self) -> Any:
         return self.encoder.artifact.manifest
 
-    def _encode_texts(self, texts: Sequence[str],
-                      check: Callable[[str, str, list[int]], None] | None = None) -> list[list[int]]:
+    def _encode_texts(self, texts: Sequence[str], check: Callable[[str, str, list[int]], None] | None = None,
+                      truncation: bool = False) -> list[list[int]]:
         """Id rows of ``texts`` (``[CLS]``/``[SEP]`` included), after the input checks: the
-        task's own ``check(where, text, ids)`` first, then the model's length limit."""
+        task's own ``check(where, text, ids)`` first, then the model's length limit (with
+        ``truncation``, texts are cut to it instead)."""
+        if not isinstance(truncation, bool):
+            raise InputError(f"truncation must be True or False, not {truncation!r}")
         rows = []
         for where, text in named_texts(texts):
             ids = self.tokenizer.encode(text)
             if check is not None:
                 check(where, text, ids)
-            self.encoder.check_length(where, len(ids))
+            if truncation and len(ids) > self.truncation_length:
+                ids = self.tokenizer.encode_truncated(text, None, self.truncation_length).ids
+            self.encoder.check_length(where, len(ids), truncatable=True)
             rows.append(ids)
         return rows
+
+    @property
+    def truncation_length(self) -> int:
+        """Where ``truncation=True`` cuts: the tokenizer's ``model_max_length`` (as the
+        pipelines cut), never beyond the model's positions."""
+        return min(self.tokenizer.model_max_length or self.max_length, self.max_length)
 
 
 def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:
@@ -98,6 +110,9 @@ def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:
             raise InputError(f"{where} is empty")
         out.append((where, text))
     return out
+
+
+__all__ = ["Predictor", "as_list", "check_positive", "named_texts"]
 
 
 def as_list(inputs: str | Sequence[str]) -> Sequence[str]:

@@ -28,7 +28,7 @@ class FeatureExtractor(Predictor):
         self.hidden_size = int(self.manifest["model"]["hidden_size"])
 
     def __call__(self, inputs: str | Sequence[str], pooling: str = "cls",
-                 normalize: bool = False) -> Any:
+                 normalize: bool = False, truncation: bool = False) -> Any:
         """Embed texts.
 
         Args:
@@ -38,6 +38,8 @@ class FeatureExtractor(Predictor):
                 included; ``"none"``, one ``[tokens, hidden]`` array per text, as
                 ``pipeline("feature-extraction")`` gives it (without its batch axis).
             normalize: scale each vector to unit length (for cosine similarity by dot product).
+            truncation: cut texts longer than the model takes to its limit (as the pipeline's
+                ``truncation=True``) instead of refusing them.
 
         Returns:
             ``cls``/``mean``: a float32 array ``[texts, hidden]`` (``[hidden]`` for a str);
@@ -47,7 +49,7 @@ class FeatureExtractor(Predictor):
             raise InputError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
         if not isinstance(normalize, bool):
             raise InputError(f"normalize must be True or False, not {normalize!r}")
-        rows = self._encode_texts(as_list(inputs))
+        rows = self._encode_texts(as_list(inputs), truncation=truncation)
         states = [out[0] for out in self.encoder.run(rows, ["last_hidden_state"])]
         if pooling == "none":
             tokens = [np.array(s, dtype=np.float32) for s in states]

@@ -53,7 +53,7 @@ class TextClassifier(Predictor):
         return "softmax"
 
     def __call__(self, inputs: str | Mapping[str, str] | Sequence[str | Mapping[str, str]],
-                 top_k: int | None = _UNSET, function_to_apply: str | None = None) -> Any:
+                 top_k: int | None = _UNSET, function_to_apply: str | None = None, truncation: bool = False) -> Any:
         """Classify texts, with the nesting of the transformers pipeline.
 
         Args:
@@ -62,13 +62,15 @@ class TextClassifier(Predictor):
                 only, as a dict per text (a str input gives a list holding that dict).
             function_to_apply: ``"softmax"``, ``"sigmoid"`` or ``"none"``; ``None`` picks it
                 from the model's problem type and number of labels.
+            truncation: cut inputs longer than the model takes, as the pipeline's
+                ``truncation=True`` (a pair loses tokens from its longer text first).
         """
         legacy = top_k is _UNSET
         k = self._check_top_k(1 if legacy else top_k)
         function = self._check_function(function_to_apply)
         single = isinstance(inputs, (str, Mapping))
         batch: Sequence[str | Mapping[str, str]] = [inputs] if single else inputs  # type: ignore[list-item,assignment]
-        scores = self.scores(batch, function)
+        scores = self.scores(batch, function, truncation=truncation)
         results: list[Any] = []
         for row in scores:
             if legacy:
@@ -85,19 +87,19 @@ class TextClassifier(Predictor):
         return results[0]
 
     def scores(self, inputs: Sequence[str | Mapping[str, str]],
-               function_to_apply: str | None = None) -> list[np.ndarray]:
+               function_to_apply: str | None = None, truncation: bool = False) -> list[np.ndarray]:
         """Per input, the ``[num_labels]`` float32 scores after ``function_to_apply``."""
         function = self._check_function(function_to_apply)
-        logits = self.logits(inputs)
+        logits = self.logits(inputs, truncation=truncation)
         if function == "softmax":
             return [softmax(x) for x in logits]
         if function == "sigmoid":
             return [sigmoid(x) for x in logits]
         return logits
 
-    def logits(self, inputs: Sequence[str | Mapping[str, str]]) -> list[np.ndarray]:
+    def logits(self, inputs: Sequence[str | Mapping[str, str]], truncation: bool = False) -> list[np.ndarray]:
         """Per input, the ``[num_labels]`` float32 logits."""
-        rows, types = self._encode(inputs)
+        rows, types = self._encode(inputs, truncation)
         return [out[0] for out in self.encoder.run(rows, ["logits"], type_ids=types)]
 
     # ------------------------------------------------------------------ internals
@@ -115,12 +117,15 @@ class TextClassifier(Predictor):
             raise InputError(f"unknown function_to_apply {function!r}; valid: {[None, *FUNCTIONS]}")
         return function.lower()
 
-    def _encode(self, inputs: Sequence[str | Mapping[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
+    def _encode(self, inputs: Sequence[str | Mapping[str, str]],
+                truncation: bool = False) -> tuple[list[list[int]], list[list[int]]]:
         if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Sequence):
             raise InputError("inputs must be a str, a {'text': ..., 'text_pair': ...} dict or a list "
                              f"of them, not {type(inputs).__name__}")
         if not inputs:
             raise InputError("no texts given")
+        if not isinstance(truncation, bool):
+            raise InputError(f"truncation must be True or False, not {truncation!r}")
         rows, types = [], []
         for n, item in enumerate(inputs):
             where = f"input {n}" if len(inputs) > 1 else "input"
@@ -130,7 +135,10 @@ class TextClassifier(Predictor):
             else:
                 enc = self.tokenizer.encode_with_offsets(text, pair)
                 ids, type_ids = enc.ids, enc.type_ids
-            self.encoder.check_length(where, len(ids))
+            if truncation and len(ids) > self.truncation_length:
+                enc = self.tokenizer.encode_truncated(text, pair, self.truncation_length)
+                ids, type_ids = enc.ids, (None if pair is None else enc.type_ids)
+            self.encoder.check_length(where, len(ids), truncatable=True)
             rows.append(ids)
             types.append([0] * len(ids) if type_ids is None else type_ids)
         return rows, types

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..engine.io import TOKEN_CLASSIFICATION
 from ..errors import InputError
-from .base import Predictor, as_list, named_texts
+from ..tokenizer.encoding import Encoding
+from .base import Predictor, as_list, check_positive, named_texts
 from .text_classification import softmax
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -29,7 +30,7 @@ class TokenClassifier(Predictor):
         self.labels: list[str] = list(self.manifest["task"]["id2label"])
 
     def __call__(self, inputs: str | Sequence[str], aggregation_strategy: str = "none",
-                 ignore_labels: Sequence[str] | None = None) -> Any:
+                 ignore_labels: Sequence[str] | None = None, stride: int | None = None) -> Any:
         """Tag texts, with the results and nesting of the transformers pipeline.
 
         Args:
@@ -39,6 +40,10 @@ class TokenClassifier(Predictor):
                 ``"average"`` or ``"max"`` (words first, then grouped; ALBERT's pieces have no
                 word marks, so a token continues a word when no space precedes it).
             ignore_labels: labels left out of the results (default ``["O"]``).
+            stride: tag texts longer than the model takes in overlapping windows of the
+                tokenizer's ``model_max_length`` tokens, consecutive windows sharing ``stride``
+                tokens; entities found in two windows are merged as the pipeline merges them
+                (the longer, then the higher-scored wins). Needs an aggregation strategy.
 
         Returns:
             Per text a list of dicts with ``entity`` (``entity_group`` when aggregated),
@@ -48,19 +53,48 @@ class TokenClassifier(Predictor):
         strategy = self._check_strategy(aggregation_strategy)
         ignore = self._check_ignore(ignore_labels)
         texts = as_list(inputs)
-        encodings = []
-        for where, text in named_texts(texts):
-            enc = self.tokenizer.encode_with_offsets(text)
-            self.encoder.check_length(where, len(enc.ids))
-            encodings.append(enc)
-        logits = self.encoder.run([e.ids for e in encodings], ["logits"])
-        results = []
-        for text, enc, out in zip(texts, encodings, logits):
-            scores = softmax(out[0])
-            entities = self._aggregate(self._pre_entities(text, enc, scores, strategy), strategy)
-            results.append([e for e in entities
-                            if e.get("entity") not in ignore and e.get("entity_group") not in ignore])
+        windows: list[tuple[int, Encoding]] = []  # (text number, window)
+        for n, (where, text) in enumerate(named_texts(texts)):
+            if stride is None:
+                enc = self.tokenizer.encode_with_offsets(text)
+                self.encoder.check_length(where, len(enc.ids))
+                windows.append((n, enc))
+            else:
+                windows += [(n, w) for w in self._windows(text, self._check_stride(stride, strategy))]
+        logits = self.encoder.run([w.ids for _, w in windows], ["logits"])
+        results: list[list[dict[str, Any]]] = [[] for _ in texts]
+        for (n, enc), out in zip(windows, logits):
+            entities = self._aggregate(self._pre_entities(texts[n], enc, softmax(out[0]), strategy), strategy)
+            results[n] += [e for e in entities if e.get("entity") not in ignore and e.get("entity_group") not in ignore]
+        if stride is not None:
+            counts = [sum(1 for m, _ in windows if m == n) for n in range(len(texts))]
+            results = [_merge_overlapping(r) if c > 1 else r for r, c in zip(results, counts)]
         return results[0] if isinstance(inputs, str) else results
+
+    def _check_stride(self, stride: int, strategy: str) -> int:
+        stride = check_positive("stride", stride)
+        if strategy == "none":
+            raise InputError("stride needs an aggregation_strategy other than 'none' (as the pipeline's): "
+                             f"valid: {list(STRATEGIES[1:])}")
+        return stride
+
+    def _windows(self, text: str, stride: int) -> list[Encoding]:
+        """The text's tokens in windows of the tokenizer's ``model_max_length`` (special tokens
+        included), consecutive windows sharing ``stride`` tokens, as the tokenizer's overflow."""
+        spans = self.tokenizer._encode_spans(text)
+        room = self.truncation_length - 2
+        if len(spans) <= room:
+            return [self.tokenizer.assemble([spans])]
+        if stride >= room:
+            raise InputError(f"stride={stride} must be smaller than the {room} tokens a window holds "
+                             f"(model_max_length {self.truncation_length} less [CLS] and [SEP])")
+        out = []
+        for begin in range(0, len(spans), room - stride):
+            stop = min(begin + room, len(spans))
+            out.append(self.tokenizer.assemble([spans[begin:stop]]))
+            if stop == len(spans):
+                break
+        return out
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -151,3 +185,23 @@ class TokenClassifier(Predictor):
                  "score": float(np.mean(np.nanmean(np.asarray([e["score"] for e in g], dtype=np.float32)))),
                  "word": self.tokenizer.convert_tokens_to_string([e["word"] for e in g]),
                  "start": g[0]["start"], "end": g[-1]["end"]} for g in groups]
+
+
+def _merge_overlapping(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entities of overlapping windows, by start; of those that overlap, the longer wins, then
+    the higher-scored (the pipeline's ``aggregate_overlapping_entities``)."""
+    if not entities:
+        return entities
+    entities = sorted(entities, key=lambda x: x["start"])
+    merged = []
+    previous = entities[0]
+    for entity in entities:
+        if previous["start"] <= entity["start"] < previous["end"]:
+            length, previous_length = entity["end"] - entity["start"], previous["end"] - previous["start"]
+            if length > previous_length or length == previous_length and entity["score"] > previous["score"]:
+                previous = entity
+        else:
+            merged.append(previous)
+            previous = entity
+    merged.append(previous)
+    return merged

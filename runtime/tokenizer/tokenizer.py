@@ -27,6 +27,36 @@ _CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), ("
             (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
 
 
+TRUNCATION = ("longest_first", "only_first")
+
+
+def truncated_lengths(lengths: Sequence[int], room: int, strategy: str) -> list[int]:
+    """Token counts of one or two texts after truncation to ``room`` tokens (special tokens
+    not counted), by the rules of ``tokenizers``."""
+    if strategy not in TRUNCATION:
+        raise InputError(f"unknown truncation strategy {strategy!r}; valid: {list(TRUNCATION)}")
+    if room < len(lengths):
+        raise InputError(f"{room + (2 if len(lengths) == 1 else 3)} tokens leave no room for the text")
+    if sum(lengths) <= room:
+        return list(lengths)
+    if len(lengths) == 1:
+        return [room]
+    n1, n2 = lengths
+    if strategy == "only_first":
+        if n1 <= sum(lengths) - room:
+            raise InputError(f"the second text is {n2} tokens long, which leaves no room for the first within "
+                             f"{room + 3} tokens; truncation only_first cuts the first text only")
+        return [room - n2, n2]
+    swap = n1 > n2  # longest_first: n1 is the shorter from here on
+    if swap:
+        n1, n2 = n2, n1
+    n2 = n1 if n1 > room else max(n1, room - n1)
+    if n1 + n2 > room:
+        n1 = room // 2
+        n2 = n1 + room % 2
+    return [n2, n1] if swap else [n1, n2]
+
+
 def _digit_comma(piece: str) -> bool:
     return len(piece) >= 2 and piece[-1] == "," and piece[-2].isdigit()
 
@@ -202,15 +232,18 @@ class Tokenizer:
             after_mask = False
         return out
 
-    def _encode_spans(self, text: str) -> list[tuple[str, int, Span]]:
-        """Like ``_encode_pieces``, with each token's span of characters in ``text``."""
+    def _encode_spans(self, text: str) -> list[tuple[str, int, Span, int]]:
+        """Like ``_encode_pieces``, with each token's span of characters in ``text`` and the
+        index of its word (``tokenizers``' pre-token: an added token, or a Metaspace word)."""
         self._check_text(text)
-        out: list[tuple[str, int, Span]] = []
+        out: list[tuple[str, int, Span, int]] = []
         after_mask = False
         encode_word = self._unigram.encode
+        words = 0
         for start, end, tok in self._split_special(text):
             if tok is not None:
-                out.append((text[start:end], tok.id, (start, end)))
+                out.append((text[start:end], tok.id, (start, end), words))
+                words += 1
                 after_mask = tok.content == self.mask_token
                 continue
             norm, align = normalize_aligned(self._normalize, text[start:end])
@@ -222,8 +255,9 @@ class Tokenizer:
             for word in self._words(norm, after_mask):
                 for piece, piece_id in encode_word(word):
                     first, last = align[at], align[at + len(piece) - 1]
-                    out.append((piece, piece_id, (start + first[0], start + last[1])))
+                    out.append((piece, piece_id, (start + first[0], start + last[1]), words))
                     at += len(piece)
+                words += 1
             after_mask = False
         return out
 
@@ -257,16 +291,32 @@ class Tokenizer:
         ``AlbertTokenizerFast(text, text_pair, return_offsets_mapping=True)`` gives them
         (``[CLS] A [SEP] B [SEP]``; special tokens get the offsets ``(0, 0)``)."""
         parts = [self._encode_spans(text)] + ([] if text_pair is None else [self._encode_spans(text_pair)])
-        cls = (self._id_to_token[self.cls_token_id], self.cls_token_id, (0, 0))
-        sep = (self._id_to_token[self.sep_token_id], self.sep_token_id, (0, 0))
-        rows: list[tuple[str, int, Span, int, int]] = [(*cls, 0, 1)] if add_special_tokens else []
-        for type_id, part in enumerate(parts):  # (piece, id, span, type id, special)
-            rows += [(piece, piece_id, span, type_id, 0) for piece, piece_id, span in part]
+        return self.assemble(parts, add_special_tokens)
+
+    def assemble(self, parts: Sequence[Sequence[tuple[str, int, Span, int]]],
+                 add_special_tokens: bool = True) -> Encoding:
+        """An :class:`Encoding` of one or two texts' tokens (``_encode_spans`` rows, cut as the
+        caller likes: windows of a long text), with ``[CLS] A [SEP] B [SEP]`` around them."""
+        cls = (self._id_to_token[self.cls_token_id], self.cls_token_id, (0, 0), None)
+        sep = (self._id_to_token[self.sep_token_id], self.sep_token_id, (0, 0), None)
+        rows: list[tuple[str, int, Span, int | None, int, int]] = [(*cls, 0, 1)] if add_special_tokens else []
+        for type_id, part in enumerate(parts):  # (piece, id, span, word, type id, special)
+            rows += [(*row, type_id, 0) for row in part]
             if add_special_tokens:
                 rows.append((*sep, type_id, 1))
-        return Encoding(ids=[r[1] for r in rows], type_ids=[r[3] for r in rows], offsets=[r[2] for r in rows],
+        return Encoding(ids=[r[1] for r in rows], type_ids=[r[4] for r in rows], offsets=[r[2] for r in rows],
                         attention_mask=[1] * len(rows), tokens=[r[0] for r in rows],
-                        special_tokens_mask=[r[4] for r in rows])
+                        special_tokens_mask=[r[5] for r in rows], word_ids=[r[3] for r in rows])
+
+    def encode_truncated(self, text: str, text_pair: str | None, max_length: int,
+                         strategy: str = "longest_first") -> Encoding:
+        """``encode_with_offsets`` cut to ``max_length`` tokens, as ``AlbertTokenizerFast(...,
+        truncation=strategy, max_length=max_length)`` cuts: ``longest_first`` (a pair loses tokens
+        from its longer text) or ``only_first``; a single text loses its end."""
+        parts = [self._encode_spans(text)] + ([] if text_pair is None else [self._encode_spans(text_pair)])
+        room = max_length - (2 if text_pair is None else 3)
+        lengths = truncated_lengths([len(p) for p in parts], room, strategy)
+        return self.assemble([p[:n] for p, n in zip(parts, lengths)])
 
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
                      truncation: bool = False, pad_to: int | None = None) -> dict[str, np.ndarray]:
