@@ -27,6 +27,7 @@ from .quantize import (
     float_tensors,
     int8_embedding_lookup,
     quantize_int8,
+    store_weight_form,
 )
 from .sample_texts import SAMPLE_TEXTS
 from .source import DEFAULT_SOURCE, ExportError, load_source
@@ -56,7 +57,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
                  quantize: str | None = None, fp16: bool = False, opset: int = 17,
                  revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
                  task: str = "auto", int8_min_agreement: float | None = None,
-                 int8_weights: str = "uint8", log: Callable[[str], None] = print) -> Path:
+                 int8_weights: str = "int8", log: Callable[[str], None] = print) -> Path:
     """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
 
     Args:
@@ -70,9 +71,10 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         int8_min_agreement: the int8 gate's bar for this task (default per task: fill-mask
             top-1 0.90, classification top label 0.97, embeddings mean cosine 0.99); 0 turns
             the gate off. Below it the export fails and writes nothing.
-        int8_weights: the weight form the int8 file stores, ``uint8`` (default) or ``int8``;
-            the runtime converts it at load to the exact and fastest form of the CPU it runs
-            on, so either serves every CPU with the same answers.
+        int8_weights: the form the int8 file stores its (asymmetric, per-channel) weights in:
+            ``int8`` (default; what VNNI / AMX and non-x86 CPUs run as it is) or ``uint8``. The
+            runtime converts at load to the exact and fastest form of the CPU it runs on, so
+            either serves every CPU with the same answers.
         fp16: add a float16 graph (for the CUDA provider).
         opset: ONNX opset of the exported graph.
         revision: hub revision (branch, tag or commit).
@@ -153,7 +155,9 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
         lookup = int8_embedding_lookup(qmodel)
         dedupe = G.dedupe_initializers(qmodel)
         onnx.save(qmodel, str(stage / INT8_FILE))
-        int8_session, choice = create_int8_session(stage / INT8_FILE, "cpu", None)  # as the runtime loads it
+        store_weight_form(stage / INT8_FILE, int8_settings["weight_type"])
+        int8_session, choice = create_int8_session(stage / INT8_FILE, "cpu", None,  # as the runtime loads it
+                                                   stored=int8_settings["weight_type"])
         quality = compare_precisions(task, fp32_session, int8_session, tokenizer, SAMPLE_TEXTS,
                                      max_len)
         figure, default_bar = INT8_GATES[task]

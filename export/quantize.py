@@ -6,21 +6,21 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-# Chosen by measurement (benchmarks/quant_study.py, README "int8"): per-channel weights over
-# their full range, uint8 activations (ONNX Runtime's dynamic quantization), and the word
-# embeddings looked up in int8 (int8_embedding_lookup), shared with a tied decoder. Weights are
-# uint8 by default: ONNX Runtime computes uint8 x int8 on x86 CPUs without VNNI with 16-bit sums
-# that saturate (shared model, held-out masks, AVX2: top-1 agreement 0.908 against 0.975 with
-# uint8 weights, which every CPU computes exactly); "int8" weights are faster on VNNI CPUs.
-INT8_WEIGHTS = ("uint8", "int8")
-DEFAULT_INT8: dict[str, Any] = {"per_channel": True, "reduce_range": False, "weight_type": "uint8",
-                "op_types": ["Attention", "MatMul", "Gather"]}
+# Chosen by measurement (benchmarks/quant_study.py, docs/int8.md): per-channel weights over their
+# full range, asymmetric (uint8 codes, a zero point per channel), uint8 activations (ONNX Runtime's
+# dynamic quantization), and the word embeddings looked up in int8 (int8_embedding_lookup), shared
+# with a tied decoder. The file stores those numbers in the form "weight_type" names: "int8" (the
+# default: every top bit flipped, what VNNI / AMX and non-x86 CPUs multiply fastest, so they load
+# it as it is) or "uint8"; the runtime converts at load where the CPU wants the other form.
+INT8_WEIGHTS = ("int8", "uint8")
+DEFAULT_INT8: dict[str, Any] = {"per_channel": True, "reduce_range": False, "weight_type": "int8",
+                "quantized_as": "uint8", "op_types": ["Attention", "MatMul", "Gather"]}
 
 
 def quantize_int8(src: Path, dst: Path, *, per_channel: bool, reduce_range: bool, weight_type: str,
-                  op_types: list[str], exclude: list[str] | None = None) -> None:
-    """Dynamic int8 quantization of the ONNX file ``src`` into ``dst`` (weights ``uint8`` or
-    ``int8``)."""
+                  op_types: list[str], exclude: list[str] | None = None, quantized_as: str | None = None) -> None:
+    """Dynamic int8 quantization of the ONNX file ``src`` into ``dst``: weights quantized as
+    ``quantized_as`` (``uint8``: asymmetric; ``int8``: symmetric; default ``weight_type``)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -31,13 +31,29 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool, reduce_range: bool
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            weights = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[weight_type]
+            weights = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[quantized_as or weight_type]
             quantize_dynamic(str(src), str(dst), weight_type=weights,
                              per_channel=per_channel, reduce_range=reduce_range,
                              op_types_to_quantize=op_types, nodes_to_exclude=exclude or [],
                              extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})
     finally:
         root.setLevel(level)
+
+
+def store_weight_form(path: Path, form: str) -> int:
+    """Rewrite the int8 file at ``path`` with its product weights in ``form`` (the runtime's exact
+    conversion); the number of tensors changed."""
+    from albert_onnx.engine import int8_form
+
+    data = path.read_bytes()
+    chunks, count = int8_form.convert(data, int8_form.scan(data, str(path)), form)
+    if count:
+        tmp = path.with_name(path.name + ".form")
+        with open(tmp, "wb") as out:
+            int8_form.write_chunks(chunks, out)
+        del chunks
+        tmp.replace(path)
+    return count
 
 
 def float_input_projection(path: Path) -> list[str]:

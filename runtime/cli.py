@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--int8-min-agreement", type=float, default=None, metavar="X",
                    help="int8 gate for the task (default: fill-mask top-1 0.90, classification top label "
                         "0.97, embeddings mean cosine 0.99); 0 turns it off")
-    e.add_argument("--int8-weights", choices=["uint8", "int8"], default="uint8",
-                   help="weight form stored in the int8 file (default uint8). Either form serves every CPU: "
-                        "the runtime converts it at load to the exact and fastest one there")
+    e.add_argument("--int8-weights", choices=["int8", "uint8"], default="int8",
+                   help="weight form stored in the int8 file (default int8, what VNNI / AMX and ARM CPUs run as it "
+                        "is). Either form serves every CPU with the same answers: the runtime converts it at load")
     e.add_argument("--fp16", action="store_true", help="also write a float16 graph (for CUDA)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     e.add_argument("--revision", help="hub revision: branch, tag or commit")

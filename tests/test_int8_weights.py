@@ -60,18 +60,44 @@ def converted(graph: Path, form: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def int8_weights_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifact whose file stores int8 weights (the form of earlier versions' artifacts)."""
+def uint8_weights_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifact whose file stores the other form, uint8 (the default of the version before)."""
     from albert_onnx.export import export_model
 
-    out = tmp_path_factory.mktemp("int8w") / "a"
-    return export_model(str(tiny_model), out, quantize="int8", int8_weights="int8", int8_min_agreement=0.0,
+    out = tmp_path_factory.mktemp("uint8w") / "a"
+    return export_model(str(tiny_model), out, quantize="int8", int8_weights="uint8", int8_min_agreement=0.0,
                         log=lambda s: None)
 
 
-def test_the_export_stores_uint8_by_default_and_int8_on_request(tiny_artifact: Path,
-                                                                int8_weights_artifact: Path) -> None:
-    for art, form in ((tiny_artifact, "uint8"), (int8_weights_artifact, "int8")):
+@pytest.fixture(scope="module")
+def symmetric_int8_artifact(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifact quantized as earlier versions did with --int8-weights int8: symmetric int8 weights
+    (zero points 0), its manifest without the stored form."""
+    from albert_onnx.export import export_model
+    from albert_onnx.export.quantize import DEFAULT_INT8
+
+    out = tmp_path_factory.mktemp("symmetric") / "a"
+    DEFAULT_INT8["quantized_as"] = "int8"
+    try:
+        export_model(str(tiny_model), out, quantize="int8", int8_min_agreement=0.0, log=lambda s: None)
+    finally:
+        DEFAULT_INT8["quantized_as"] = "uint8"
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("weight_type", "quantized_as"):
+        manifest["graphs"]["int8"]["settings"].pop(key)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_weights_artifact(tiny_artifact: Path) -> Path:
+    """The default export: the int8 form stored."""
+    return tiny_artifact
+
+
+def test_the_export_stores_int8_by_default_and_uint8_on_request(tiny_artifact: Path,
+                                                                uint8_weights_artifact: Path) -> None:
+    for art, form in ((tiny_artifact, "int8"), (uint8_weights_artifact, "uint8")):
         manifest = json.loads((art / "manifest.json").read_text())
         assert manifest["graphs"]["int8"]["settings"]["weight_type"] == form
         found = int8_form.scan((art / "model_int8.onnx").read_bytes())
@@ -81,8 +107,8 @@ def test_the_export_stores_uint8_by_default_and_int8_on_request(tiny_artifact: P
 
 
 @pytest.mark.parametrize("stored", ["uint8", "int8"])
-def test_conversion_is_exact_both_ways(stored: str, tiny_artifact: Path, int8_weights_artifact: Path) -> None:
-    graph = (tiny_artifact if stored == "uint8" else int8_weights_artifact) / "model_int8.onnx"
+def test_conversion_is_exact_both_ways(stored: str, uint8_weights_artifact: Path, int8_weights_artifact: Path) -> None:
+    graph = (uint8_weights_artifact if stored == "uint8" else int8_weights_artifact) / "model_int8.onnx"
     other = "int8" if stored == "uint8" else "uint8"
     before = product_weights(graph)
     there = converted(graph, other)
@@ -122,25 +148,32 @@ def test_weight_form_chosen_per_cpu(monkeypatch: pytest.MonkeyPatch, machine: st
 
 
 @pytest.mark.parametrize("machine, flags, klass, best, saturates", CPU_TABLE)
-def test_every_artifact_loads_in_the_best_form(monkeypatch: pytest.MonkeyPatch, tiny_artifact: Path,
-                                               int8_weights_artifact: Path, machine: str, flags: set[str],
-                                               klass: str, best: str, saturates: bool) -> None:
-    """Old artifacts of either form get the same treatment; what runs is the CPU's best form."""
+def test_every_artifact_loads_in_the_best_form(monkeypatch: pytest.MonkeyPatch, uint8_weights_artifact: Path,
+                                               int8_weights_artifact: Path, symmetric_int8_artifact: Path,
+                                               machine: str, flags: set[str], klass: str, best: str,
+                                               saturates: bool) -> None:
+    """Artifacts of either form, old ones too, get the same treatment; what runs is the CPU's best form."""
     fake_cpu(monkeypatch, machine, flags)
-    for art, stored in ((tiny_artifact, "uint8"), (int8_weights_artifact, "int8")):
+    for art, stored in ((uint8_weights_artifact, "uint8"), (int8_weights_artifact, "int8"),
+                        (symmetric_int8_artifact, "int8")):
         fm = FillMask(art, precision="int8")
         choice = fm.encoder.int8
         assert choice is not None and (choice.stored, choice.form) == (stored, best)
         assert (choice.converted > 0) is (stored != best)
         assert fm.int8_kernel == cpu.int8_kernel(best) and fm.int8_note is None
-    assert FillMask(tiny_artifact, precision="fp32").int8_kernel is None
+    assert FillMask(int8_weights_artifact, precision="fp32").int8_kernel is None
 
 
-def test_both_forms_give_the_same_answers(tiny_artifact: Path, int8_weights_artifact: Path) -> None:
-    """One artifact, any form: the same logits where the CPU's products are exact for both."""
+def test_both_forms_give_the_same_answers(uint8_weights_artifact: Path, int8_weights_artifact: Path,
+                                          symmetric_int8_artifact: Path) -> None:
+    """One artifact, any form: the same answers where the CPU's products are exact for both;
+    and the two stored forms of one export are the same numbers."""
     if not ON_VNNI:
         pytest.skip(f"uint8 x int8 products saturate on this CPU ({cpu.cpu_class()}): only the uint8 form is exact")
-    for art in (tiny_artifact, int8_weights_artifact):
+    stored = [FillMask(a, precision="int8").fill(TEXTS, top_k=5) for a in (uint8_weights_artifact,
+                                                                            int8_weights_artifact)]
+    assert stored[0] == stored[1]
+    for art in (uint8_weights_artifact, int8_weights_artifact, symmetric_int8_artifact):
         answers = {w: FillMask(art, precision="int8", int8_weights=w).fill(TEXTS, top_k=5)
                    for w in ("auto", "int8", "uint8")}
         assert answers["auto"] == answers["int8"] == answers["uint8"]
@@ -192,7 +225,7 @@ def test_unknown_stored_weight_type_is_refused_at_export(tiny_model: Path, tmp_p
     from albert_onnx.cli import main
     from albert_onnx.export import ExportError, export_model
 
-    with pytest.raises(ExportError, match=r"unknown int8 weight type 'int4'; valid: \['uint8', 'int8'\]"):
+    with pytest.raises(ExportError, match=r"unknown int8 weight type 'int4'; valid: \['int8', 'uint8'\]"):
         export_model(str(tiny_model), tmp_path / "x", quantize="int8", int8_weights="int4")
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tiny_model), "-o", str(tmp_path / "y"), "--quantize", "int8", "--int8-weights", "int4"])
@@ -232,9 +265,9 @@ def test_a_graph_that_cannot_be_converted_keeps_its_form(tiny_artifact: Path, tm
     from albert_onnx.engine.session import create_int8_session
 
     _, choice = create_int8_session(path, "cpu", 1, "auto")
-    assert (choice.form, choice.converted) == ("uint8", 0)
-    with pytest.raises(InputError, match=r"int8_weights='int8' needs a weight conversion this graph does not allow"):
-        create_int8_session(path, "cpu", 1, "int8")
+    assert (choice.form, choice.converted) == ("int8", 0)
+    with pytest.raises(InputError, match=r"int8_weights='uint8' needs a weight conversion this graph does not allow"):
+        create_int8_session(path, "cpu", 1, "uint8")
 
 
 def test_bench_names_the_cpu_class_and_kernel(tiny_artifact: Path) -> None:

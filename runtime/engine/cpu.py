@@ -16,15 +16,14 @@ WEIGHT_FORMS = ("int8", "uint8")
 @lru_cache(maxsize=1)
 def cpu_info() -> tuple[str, frozenset[str]]:
     """The CPU's model name and its feature flags (empty where /proc/cpuinfo is unreadable)."""
-    name = platform.processor() or platform.machine()
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return name, frozenset()
-    lines = text.splitlines()
-    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), name)
+        lines = []
+    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), None)
     flags = next((x for x in lines if x.startswith("flags")), "").partition(":")[2].split()
-    return name, frozenset(flags)
+    # platform.processor() runs `uname -p` on Linux (milliseconds): only where cpuinfo has no name
+    return name or platform.processor() or platform.machine(), frozenset(flags)
 
 
 def is_x86() -> bool:

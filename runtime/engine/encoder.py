@@ -76,7 +76,8 @@ class Encoder:
         check_external_data(graph, self.artifact.folder)
         self.int8: Int8Choice | None = None
         if precision == "int8":
-            self.session, self.int8 = create_int8_session(graph, resolved, threads, int8_weights)
+            stored = entry.get("settings", {}).get("weight_type")  # as the export recorded it (None: read the file)
+            self.session, self.int8 = create_int8_session(graph, resolved, threads, int8_weights, stored)
         else:
             self.session = create_session(graph, resolved, threads)
         self.int8_note = _int8_note(self.int8)

@@ -183,16 +183,20 @@ def write_chunks(chunks: Sequence[Chunk], out: BinaryIO) -> None:
 
 
 @contextmanager
-def int8_graph(path: Path, requested: str) -> Iterator[tuple[Path, Int8Choice]]:
+def int8_graph(path: Path, requested: str, stored: str | None = None) -> Iterator[tuple[Path, Int8Choice]]:
     """The int8 graph at ``path`` in the weight form ``requested`` (``auto``: the best for this
-    CPU): yields the file to open and what was chosen. A converted graph lives in a temporary
-    file for the ``with`` block only (ONNX Runtime opening a file holds less memory at its peak
-    than opening bytes)."""
+    CPU): yields the file to open and what was chosen. ``stored`` is the form the manifest
+    records: where it is the one wanted, the file is used as it is, unread. A converted graph
+    lives in a temporary file for the ``with`` block only (ONNX Runtime opening a file holds less
+    memory at its peak than opening bytes)."""
     requested = check_int8_weights(requested)
     started = time.perf_counter()
+    want = best_weight_form() if requested == "auto" else requested
+    if stored == want:
+        yield path, Int8Choice(requested, stored, want, _kernel(want), 0, time.perf_counter() - started)
+        return
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         found = scan(data, str(path))
-        want = best_weight_form() if requested == "auto" else requested
         name, count = _converted_copy(data, found, requested, want, path) if found.forms else (None, 0)
     seconds = time.perf_counter() - started
     if name is None:  # the file as it is

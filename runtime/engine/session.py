@@ -65,9 +65,10 @@ def create_session(path: Path, provider: str, threads: int | None, *,
     return session
 
 
-def create_int8_session(path: Path, provider: str, threads: int | None,
-                        int8_weights: str = "auto") -> tuple[ort.InferenceSession, Int8Choice]:
+def create_int8_session(path: Path, provider: str, threads: int | None, int8_weights: str = "auto",
+                        stored: str | None = None) -> tuple[ort.InferenceSession, Int8Choice]:
     """Open the int8 graph ``path`` with its product weights in the form ``int8_weights``
-    (``auto``: exact and fastest on this CPU), converted at load where the file holds the other."""
-    with int8_graph(path, int8_weights) as (load_path, choice):
+    (``auto``: exact and fastest on this CPU), converted at load where the file holds the other.
+    ``stored``: the form the manifest records, which spares the scan where it is the one wanted."""
+    with int8_graph(path, int8_weights, stored) as (load_path, choice):
         return create_session(load_path, provider, threads, shown_as=path), choice
