@@ -1,9 +1,11 @@
 """Each task head against the transformers pipeline of that task, at the ALBERT-base shape.
 
-Text classification (3 labels), token classification (9 BIO labels) and feature extraction
-(mean pooling), random weights on the base shape (12 layers, hidden 768, embedding 128,
-12 heads, FFN 3072, vocab 32000), end to end from text to the pipeline-shaped result, in
-blocks of consecutive calls over several rounds, 2 threads for every contender.
+Text classification (3 labels), token classification (9 BIO labels), feature extraction (mean
+pooling) at 16 and 128 tokens; question answering on a 250-character context; multiple choice
+with 5 choices (against AlbertForMultipleChoice and a softmax: transformers has no pipeline for
+it). Random weights on the base shape (12 layers, hidden 768, embedding 128, 12 heads, FFN 3072,
+vocab 32000), end to end from input to the pipeline-shaped result, in blocks of consecutive
+calls over several rounds, 2 threads for every contender.
 
   python benchmarks/bench_tasks.py            # about 10 minutes on 2 cores
   python benchmarks/bench_tasks.py --quick
@@ -41,8 +43,40 @@ HEADS = {  # task -> (transformers class, extra config)
                              {"num_labels": 9, "id2label": dict(enumerate(
                                  ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]))}),
     "feature-extraction": ("AlbertModel", {}),
+    "question-answering": ("AlbertForQuestionAnswering", {}),
+    "multiple-choice": ("AlbertForMultipleChoice", {}),
 }
 CALLS = {"pytorch": {16: 30, 128: 10}, "albert-onnx": {16: 60, 128: 20}}
+QA_CONTEXT_CHARS = 250
+
+
+def cases(task: str, tokenizer: Any, corpus: list[str]) -> list[tuple[int, Any]]:
+    """(size for the call counts, input) per measured case of a task."""
+    pool = "".join(corpus)
+    if task == "question-answering":
+        return [(128, {"question": "猫は何と言った?", "context": pool[:QA_CONTEXT_CHARS]})]
+    if task == "multiple-choice":
+        return [(128, {"question": corpus[0][:12], "choices": [line[:20] for line in corpus[1:6]]})]
+    return [(n, prefix_of_length(tokenizer, pool, n)) for n in (16, 128)]
+
+
+def reference(task: str, folder: Path, model: Any) -> Any:
+    """The PyTorch way to answer one input of ``task``."""
+    import torch
+    import transformers
+
+    tok = transformers.AlbertTokenizerFast.from_pretrained(str(folder))
+    if task == "multiple-choice":
+        def choose(item: dict[str, Any]) -> Any:
+            enc = tok([item["question"]] * len(item["choices"]), item["choices"], padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                return torch.softmax(model(**{k: v[None] for k, v in enc.items()}).logits[0], -1)
+        return choose
+    ref = transformers.pipeline(task, model=model, device="cpu", tokenizer=tok)
+    if task == "question-answering":
+        return lambda item: ref(question=item["question"], context=item["context"])
+    kwargs: dict[str, Any] = {"token-classification": {"aggregation_strategy": "simple"}}.get(task, {})
+    return lambda text: ref(text, **kwargs)
 
 
 def head_folder(task: str, cache: Path) -> Path:
@@ -90,21 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     corpus = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
               if x.strip() and "[" not in x]
     results: list[dict[str, Any]] = []
+    kernels: set[str | None] = set()
     for task, (cls_name, _) in HEADS.items():
         folder = head_folder(task, args.cache)
         art = cached_artifact(folder, args.cache / f"artifact-{task}", quantize="int8", int8_min_agreement=0.0)
         model = getattr(transformers, cls_name).from_pretrained(str(folder)).eval()
-        ref = transformers.pipeline(task, model=model, device="cpu",
-                                    tokenizer=transformers.AlbertTokenizerFast.from_pretrained(str(folder)))
+        ref = reference(task, folder, model)
         ours = {p: pipeline(art, precision=p, threads=args.threads) for p in ("fp32", "int8")}
+        kernels.add(ours["int8"].int8_kernel)
         kwargs: dict[str, Any] = {"feature-extraction": {"pooling": "mean"},
                                   "token-classification": {"aggregation_strategy": "simple"}}.get(task, {})
-        ref_kwargs: dict[str, Any] = {"token-classification": {"aggregation_strategy": "simple"}}.get(task, {})
-        contenders = {"pytorch pipeline": lambda t: ref(t, **ref_kwargs),
-                      "albert-onnx fp32": lambda t: ours["fp32"](t, **kwargs),
-                      "albert-onnx int8": lambda t: ours["int8"](t, **kwargs)}
-        for n in (16, 128):
-            text = prefix_of_length(ours["fp32"].tokenizer, "".join(corpus), n)
+
+        def call(p: str, x: Any) -> Any:
+            return ours[p](**x) if task == "question-answering" else ours[p](x, **kwargs)
+
+        contenders = {"pytorch pipeline": ref,
+                      "albert-onnx fp32": lambda x: call("fp32", x),
+                      "albert-onnx int8": lambda x: call("int8", x)}
+        for n, text in cases(task, ours["fp32"].tokenizer, corpus):
             samples: dict[str, list[float]] = {k: [] for k in contenders}
             for fn in contenders.values():
                 fn(text), fn(text)  # warm up
@@ -113,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                     calls = CALLS["pytorch" if name.startswith("pytorch") else "albert-onnx"][n]
                     samples[name] += timed(fn, max(3, int(calls * scale)), text)
             base = summarize(samples["pytorch pipeline"])["median_ms"]
+            size = (f"{QA_CONTEXT_CHARS}-char context" if task == "question-answering"
+                    else f"{len(text['choices'])} choices" if task == "multiple-choice"
+                    else len(ours["fp32"].tokenizer.encode(text)))
             for name, s in samples.items():
                 stats = summarize(s)
-                results.append({"task": task, "contender": name, "tokens": len(ours["fp32"].tokenizer.encode(text)),
+                results.append({"task": task, "contender": name, "tokens": size,
                                 **stats, "speedup_vs_pytorch": base / stats["median_ms"]})
             print(f"{task:<22} {n:>4} tok  " + "  ".join(
                 f"{r['contender']}: {r['median_ms']:.1f} ms ({r['speedup_vs_pytorch']:.1f}x)"
@@ -124,13 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[r["task"], r["contender"], r["tokens"], round(r["median_ms"], 2), round(r["p90_ms"], 2),
              f"{r['speedup_vs_pytorch']:.1f}x"] for r in results]
     md = (f"# Task heads against the transformers pipelines (ALBERT-base shape, random weights)\n\n"
-          f"{info['cpu']} ({', '.join(info['isa']) or 'no AVX'}), {args.threads} threads, {info['date']}; "
+          f"{info['cpu']}, CPU class {info['cpu_class']} ({', '.join(info['isa']) or 'no AVX'}), "
+          f"{args.threads} threads, {info['date']}; "
           f"onnxruntime {info['versions']['onnxruntime']}, "
           f"torch {info['versions']['torch']}, transformers {info['versions']['transformers']}. End to end, "
           "batch 1, median and p90 of blocks of consecutive calls over "
-          f"{rounds} round(s).\n\n"
+          f"{rounds} round(s); int8 products {', '.join(sorted(k for k in kernels if k))}.\n\n"
           + md_table(["task", "contender", "tokens", "median ms", "p90 ms", "vs PyTorch"], rows))
-    j, m = write_report("tasks_quick" if args.quick else "tasks", {"machine": info, "results": results}, md)
+    j, m = write_report("tasks_quick" if args.quick else "tasks",
+                        {"machine": info, "int8_kernel": sorted(k for k in kernels if k), "results": results}, md)
     print(f"wrote {j} and {m}")
     return 0
 

@@ -275,6 +275,21 @@ def test_zero_shot_equals_the_pipeline_on_the_shared_model(tmp_path_factory: pyt
 
 
 # ---------------------------------------------------------------------- export
+def near_tie_model(spm_albert: Path, root: Path, head: str) -> Path:
+    """A head whose output layer is scaled down: scores nearly tied, so int8 changes answers."""
+    from .conftest import make_head_folder
+
+    folder = make_head_folder(spm_albert, root / f"{head}-flat", head, seed=3)
+    cls = {"qa": transformers.AlbertForQuestionAnswering, "mc": transformers.AlbertForMultipleChoice}[head]
+    model = cls.from_pretrained(str(folder))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "qa_outputs" in name or "classifier" in name:
+                p.mul_(0.002)
+    model.save_pretrained(str(folder))
+    return folder
+
+
 @pytest.mark.parametrize("head, task, figure", [("qa", "question-answering", "best_span_agreement"),
                                                 ("mc", "multiple-choice", "best_choice_agreement")])
 def test_export_detects_the_task_and_gates_int8(spm_albert: Path, heads_root: Path, tmp_path: Path, head: str,
@@ -282,21 +297,22 @@ def test_export_detects_the_task_and_gates_int8(spm_albert: Path, heads_root: Pa
     from albert_onnx.artifact import load_artifact
     from albert_onnx.export import ExportError, export_model
 
-    folder, art = head_artifact(head, spm_albert, heads_root)
+    _, art = head_artifact(head, spm_albert, heads_root)
     m = load_artifact(art).manifest
     assert m["task"]["name"] == task
     assert m["graphs"]["fp32"]["validation"]["max_abs_diff"] <= 1e-4
-    gate = m["graphs"]["int8"]["validation"]["gate"]
-    assert gate["figure"] == figure and 0.0 <= gate["value"] <= 1.0
+    assert m["graphs"]["int8"]["validation"]["gate"]["figure"] == figure
+    # a model below the bar fails the export, prints its figure and writes nothing
+    folder = near_tie_model(spm_albert, tmp_path, head)
     lines: list[str] = []
-    bar = gate["value"] + 1e-9
-    if bar <= 1.0:  # a bar just above what int8 reaches fails the export, and nothing is written
-        with pytest.raises(ExportError, match=rf"int8 {figure} [\d.]+ is below the gate"):
-            export_model(str(folder), tmp_path / "gated", quantize="int8", int8_min_agreement=bar, log=lines.append)
-        assert not (tmp_path / "gated").exists()
-    ok = export_model(str(folder), tmp_path / "open", quantize="int8", int8_min_agreement=gate["value"],
-                      log=lines.append)
-    assert load_artifact(ok).manifest["graphs"]["int8"]["validation"]["gate"]["min"] == gate["value"]
+    with pytest.raises(ExportError, match=rf"int8 {figure} 0\.\d+ is below the gate 1"):
+        export_model(str(folder), tmp_path / "gated", quantize="int8", int8_min_agreement=1.0, log=lines.append)
+    assert not (tmp_path / "gated").exists()
+    assert any(f"gate {figure} >= 1" in line for line in lines)
+    # above its bar the same model exports, the figure and the bar stored
+    ok = export_model(str(folder), tmp_path / "open", quantize="int8", int8_min_agreement=0.2, log=lines.append)
+    gate = load_artifact(ok).manifest["graphs"]["int8"]["validation"]["gate"]
+    assert gate["figure"] == figure and gate["min"] == 0.2 and 0.2 <= gate["value"] < 1.0
 
 
 # ---------------------------------------------------------------------- bulk jobs and the CLI

@@ -42,7 +42,10 @@ def test_text_classification_truncation_equals_the_pipeline(spm_albert: Path, he
     assert_same(tc(pairs, top_k=None, truncation=True), ref(pairs, top_k=None, truncation=True))
     with pytest.raises(InputError, match=rf"input 0 is \d+ tokens long .*at most {LIMIT}; pass truncation=True"):
         tc(texts)
-    assert tc(texts, truncation=True) == [tc(t, truncation=True)[0] for t in texts]
+    for precision in ("fp32", "int8"):
+        t8 = TextClassifier(art, precision=precision)
+        assert t8(texts, truncation=True) == [t8(t, truncation=True)[0] for t in texts]
+        assert t8(pairs, truncation=True) == [t8(p, truncation=True) for p in pairs]
 
 
 def test_feature_extraction_truncation_equals_the_pipeline(spm_albert: Path, heads_root: Path) -> None:
@@ -67,7 +70,10 @@ def test_token_classification_stride_equals_the_pipeline(spm_albert: Path, heads
     assert len(tc._windows(LONG[0], stride)) >= 3
     got = tc(texts, aggregation_strategy=strategy, stride=stride, ignore_labels=[])
     assert_same(got, ref(texts, aggregation_strategy=strategy, stride=stride, ignore_labels=[]))
-    assert got == [tc(t, aggregation_strategy=strategy, stride=stride, ignore_labels=[]) for t in texts]
+    for precision in ("fp32", "int8"):
+        t8 = TokenClassifier(art, precision=precision)
+        alone = [t8(t, aggregation_strategy=strategy, stride=stride, ignore_labels=[]) for t in texts]
+        assert t8(texts, aggregation_strategy=strategy, stride=stride, ignore_labels=[]) == alone
 
 
 @pytest.mark.parametrize("kwargs, message", [

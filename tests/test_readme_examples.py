@@ -1,4 +1,4 @@
-"""The README's own Ray and Spark examples, run as written (on local clusters)."""
+"""The documentation's own Ray and Spark examples (docs/bulk-jobs.md), run as written (on local clusters)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 
 from albert_onnx import FillMask
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "bulk-jobs.md"
 TEXTS = ["吾輩は[MASK]である。", "大学で[MASK]の研究をしています", "マスクがない", "[MASK]は猫"]
 
 
 def example(name: str) -> str:
-    m = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert m, f"README has no {name} example"
+    m = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert m, f"{DOC.name} has no {name} example"
     return m.group(1)
 
 

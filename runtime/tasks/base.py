@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -112,7 +112,14 @@ def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["Predictor", "as_list", "check_positive", "named_texts"]
+__all__ = ["Predictor", "as_list", "check_item", "check_positive", "named_texts"]
+
+
+def check_item(where: str, item: object, keys: tuple[str, ...]) -> None:
+    """A structured input (question answering, multiple choice) must be a dict with exactly ``keys``."""
+    if not isinstance(item, Mapping) or set(item) != set(keys):
+        got = sorted(map(str, item)) if isinstance(item, Mapping) else type(item).__name__
+        raise InputError(f"{where} must be a dict with the keys {' and '.join(map(repr, keys))}; got {got}")
 
 
 def as_list(inputs: str | Sequence[str]) -> Sequence[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine.io import MULTIPLE_CHOICE
 from ..errors import InputError
-from .base import Predictor
+from .base import Predictor, check_item
 from .text_classification import softmax
 
 
@@ -94,9 +94,7 @@ class MultipleChoice(Predictor):
         out = []
         for n, item in enumerate(raw):
             where = f"question {n}" if len(raw) > 1 else "question"
-            if not isinstance(item, Mapping) or set(item) != {"question", "choices"}:
-                keys = sorted(map(str, item)) if isinstance(item, Mapping) else type(item).__name__
-                raise InputError(f"{where} must be a dict with the keys 'question' and 'choices'; got {keys}")
+            check_item(where, item, ("question", "choices"))
             q, options = item["question"], item["choices"]
             if not isinstance(q, str) or not q.strip():
                 raise InputError(f"{where}: the question must be a non-empty str, not {q!r}")

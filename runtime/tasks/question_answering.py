@@ -12,7 +12,8 @@ import numpy as np
 from ..engine.io import QUESTION_ANSWERING
 from ..errors import InputError
 from ..tokenizer.encoding import Encoding
-from .base import Predictor, check_positive
+from ..tokenizer.tokenizer import overflow_windows
+from .base import Predictor, check_item, check_positive
 
 MAX_SEQ_LEN = 384  # the pipeline's default cap on a window
 NULL_START_SCORE = 1000000.0  # the pipeline's initial "minimum null score"
@@ -133,13 +134,8 @@ class QuestionAnswerer(Predictor):
         if doc_stride >= room:
             raise InputError(f"{where}: doc_stride={doc_stride} must be smaller than the {room} context tokens a "
                              f"window holds (max_seq_len={max_seq_len} less the question and 3 special tokens)")
-        out = []
-        for begin in range(0, len(c), room - doc_stride):
-            stop = min(begin + room, len(c))
-            out.append(Window(example, self.tokenizer.assemble([q, c[begin:stop]])))
-            if stop == len(c):
-                break
-        return out
+        return [Window(example, self.tokenizer.assemble([q, c[begin:stop]]))
+                for begin, stop in overflow_windows(len(c), room, doc_stride)]
 
     # ------------------------------------------------------------------ internals
     def _run_windows(self, windows: list[Window]) -> list[list[np.ndarray]]:
@@ -204,9 +200,7 @@ class QuestionAnswerer(Predictor):
         out = []
         for n, item in enumerate(items):
             where = f"input {n}" if len(items) > 1 else "input"
-            if not isinstance(item, Mapping) or set(item) != {"question", "context"}:
-                keys = sorted(map(str, item)) if isinstance(item, Mapping) else type(item).__name__
-                raise InputError(f"{where} must be a dict with the keys 'question' and 'context'; got {keys}")
+            check_item(where, item, ("question", "context"))
             for key in ("question", "context"):
                 value = item[key]
                 if not isinstance(value, str):

@@ -11,6 +11,7 @@ import numpy as np
 from ..engine.io import TOKEN_CLASSIFICATION
 from ..errors import InputError
 from ..tokenizer.encoding import Encoding
+from ..tokenizer.tokenizer import overflow_windows
 from .base import Predictor, as_list, check_positive, named_texts
 from .text_classification import softmax
 
@@ -88,13 +89,8 @@ class TokenClassifier(Predictor):
         if stride >= room:
             raise InputError(f"stride={stride} must be smaller than the {room} tokens a window holds "
                              f"(model_max_length {self.truncation_length} less [CLS] and [SEP])")
-        out = []
-        for begin in range(0, len(spans), room - stride):
-            stop = min(begin + room, len(spans))
-            out.append(self.tokenizer.assemble([spans[begin:stop]]))
-            if stop == len(spans):
-                break
-        return out
+        return [self.tokenizer.assemble([spans[begin:stop]])
+                for begin, stop in overflow_windows(len(spans), room, stride)]
 
     # ------------------------------------------------------------------ internals
     @staticmethod

@@ -57,6 +57,19 @@ def truncated_lengths(lengths: Sequence[int], room: int, strategy: str) -> list[
     return [n2, n1] if swap else [n1, n2]
 
 
+def overflow_windows(total: int, room: int, stride: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` token ranges of the windows a text of ``total`` tokens overflows into,
+    ``room`` tokens each and ``stride`` shared by consecutive ones (``tokenizers``' truncation
+    with ``return_overflowing_tokens``); the caller checks ``stride < room`` where it must cut."""
+    out = []
+    for begin in range(0, total, room - stride):
+        stop = min(begin + room, total)
+        out.append((begin, stop))
+        if stop == total:
+            break
+    return out
+
+
 def _digit_comma(piece: str) -> bool:
     return len(piece) >= 2 and piece[-1] == "," and piece[-2].isdigit()
 
