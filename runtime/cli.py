@@ -21,7 +21,7 @@ from .tasks.zero_shot import DEFAULT_TEMPLATE
 
 # argparse prints DESCRIPTION, not the docstring: help stays plain text
 DESCRIPTION = ("Export ALBERT models to ONNX (export, needs the [export] extra) and run them: fill-mask, score, "
-               "predict (any task), batch (bulk jobs) and bench.")
+               "predict (any task), batch (bulk jobs), serve (an HTTP server) and bench.")
 EXPORT_TASKS = ("auto", *TASKS)
 
 
@@ -114,6 +114,25 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--max-slowdown", type=float, default=1.25,
                    help="with --baseline: the largest normalized slow-down accepted (default 1.25)")
 
+    v = sub.add_parser("serve", help="an HTTP server for the artifact (needs the [serve] extra)")
+    v.add_argument("artifact", help="artifact folder written by `albert-onnx export`")
+    v.add_argument("--task", choices=["zero-shot-classification"], default=None,
+                   help="serve an NLI classifier as zero-shot classification (default: the artifact's task)")
+    v.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    v.add_argument("--provider", choices=PROVIDER_NAMES, default="cpu")
+    v.add_argument("--threads", type=int, default=None)
+    _int8_weights_option(v)
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--max-batch-size", type=int, default=32, help="inputs merged into one model run")
+    v.add_argument("--max-queue", type=int, default=64, help="waiting requests beyond which the answer is 503")
+    v.add_argument("--max-inputs", type=int, default=64, help="inputs one request may hold (413 beyond)")
+    v.add_argument("--max-body-bytes", type=int, default=2_000_000, help="the largest request body (413 beyond)")
+    v.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="environment variable holding the key requests send as 'Authorization: Bearer KEY'")
+    v.add_argument("--drain-seconds", type=float, default=30.0,
+                   help="on SIGTERM: how long requests in flight may take to finish")
+
     r = sub.add_parser("predict", help="run whatever task the artifact holds on texts (or questions)")
     _runtime_options(r, texts="*")
     r.add_argument("--text-pair", action="append", default=None, metavar="PAIR",
@@ -175,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             return _batch(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "serve":
+            return _serve(args)
         return _predict(args)
     except AlbertOnnxError as exc:
         print(f"albert-onnx: error: {exc}", file=sys.stderr)
@@ -331,6 +352,16 @@ def _bench(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(text, encoding="utf-8")
     print(text, end="")
     return 1 if regressions else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(args.artifact, host=args.host, port=args.port, drain_s=args.drain_seconds, task=args.task,
+          precision=args.precision, provider=args.provider, threads=args.threads, int8_weights=args.int8_weights,
+          max_batch_size=args.max_batch_size, max_queue=args.max_queue, max_inputs=args.max_inputs,
+          max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env)
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:

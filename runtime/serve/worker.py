@@ -1,0 +1,132 @@
+"""The model thread of the server: one predictor, a bounded queue, and micro-batches of
+concurrent requests where merging them cannot change an answer."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# tasks whose call takes a list and answers each entry as it answers that entry alone
+# (text classification nests a single str differently; question answering unwraps a list of one)
+MERGEABLE = ("fill-mask", "token-classification", "feature-extraction", "zero-shot-classification")
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_queue`` requests: the caller answers 503."""
+
+
+@dataclass
+class Job:
+    inputs: Any
+    parameters: dict[str, Any]
+    future: Future[Any] = field(default_factory=Future)
+
+    @property
+    def key(self) -> str:
+        return repr(sorted(self.parameters.items()))
+
+    @property
+    def count(self) -> int:
+        return len(self.inputs) if isinstance(self.inputs, list) else 1
+
+
+class ModelWorker:
+    """Runs ``predictor(inputs, **parameters)`` on one thread, in arrival order.
+
+    With ``merge`` (float precisions), requests of a mergeable task with the same parameters
+    that arrive within ``max_wait_s`` of each other run as one list of at most
+    ``max_batch_size`` inputs, each request getting its own entries back.
+    """
+
+    def __init__(self, predictor: Any, task: str, *, max_queue: int, max_batch_size: int, merge: bool,
+                 max_wait_s: float = 0.002, on_batch: Any = None) -> None:
+        self.predictor = predictor
+        self.merge = merge and task in MERGEABLE
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._held: deque[Job] = deque()
+        self._thread = threading.Thread(target=self._loop, name="albert-onnx-model", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() + len(self._held)
+
+    def submit(self, inputs: Any, parameters: dict[str, Any]) -> Future[Any]:
+        job = Job(inputs, parameters)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull() from None
+        return job.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    # ------------------------------------------------------------------ the thread
+    def _next(self, timeout: float | None = None) -> Job | None:
+        if self._held:
+            return self._held.popleft()
+        return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            batch = [job]
+            if self.merge:
+                deadline = time.monotonic() + self.max_wait_s
+                size = job.count
+                while size < self.max_batch_size:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        other = self._next(left)
+                    except queue.Empty:
+                        break
+                    if other is None:
+                        self._queue.put(None)
+                        break
+                    if other.key != job.key or size + other.count > self.max_batch_size:
+                        self._held.append(other)
+                        break
+                    batch.append(other)
+                    size += other.count
+            self._run(batch)
+
+    def _run(self, batch: list[Job]) -> None:
+        if self.on_batch is not None:
+            self.on_batch(sum(j.count for j in batch))
+        if len(batch) == 1:
+            job = batch[0]
+            try:
+                job.future.set_result(self.predictor(job.inputs, **job.parameters))
+            except BaseException as exc:  # handed to the request that caused it
+                job.future.set_exception(exc)
+            return
+        flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
+        try:
+            results = self.predictor(flat, **batch[0].parameters)
+        except BaseException:  # some request is bad: run them one by one so each gets its own answer
+            for job in batch:
+                self._run([job])
+            return
+        at = 0
+        for job in batch:
+            part = results[at : at + job.count]
+            at += job.count
+            if isinstance(results, np.ndarray):
+                part = np.asarray(part)
+            job.future.set_result(part if isinstance(job.inputs, list) else part[0])
