@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="environment variable holding the key requests send as 'Authorization: Bearer KEY'")
     v.add_argument("--drain-seconds", type=float, default=30.0,
                    help="on SIGTERM: how long requests in flight may take to finish")
+    v.add_argument("--engine", choices=["uvicorn", "ray"], default="uvicorn",
+                   help="ray: a Ray Serve application of --replicas copies (needs ray[serve])")
+    v.add_argument("--replicas", type=int, default=1, help="ray engine: copies of the model (one per core or two)")
+    v.add_argument("--address", default=None, help="ray engine: join this cluster (default: a local Ray)")
 
     r = sub.add_parser("predict", help="run whatever task the artifact holds on texts (or questions)")
     _runtime_options(r, texts="*")
@@ -355,12 +359,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve import serve, serve_on_ray
 
-    serve(args.artifact, host=args.host, port=args.port, drain_s=args.drain_seconds, task=args.task,
-          precision=args.precision, provider=args.provider, threads=args.threads, int8_weights=args.int8_weights,
-          max_batch_size=args.max_batch_size, max_queue=args.max_queue, max_inputs=args.max_inputs,
-          max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env)
+    options = dict(task=args.task, precision=args.precision, provider=args.provider, int8_weights=args.int8_weights,
+                   max_batch_size=args.max_batch_size, max_queue=args.max_queue, max_inputs=args.max_inputs,
+                   max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env)
+    if args.engine == "ray":
+        serve_on_ray(args.artifact, host=args.host, port=args.port, replicas=args.replicas, threads=args.threads or 1,
+                     address=args.address, **options)
+    else:
+        serve(args.artifact, host=args.host, port=args.port, drain_s=args.drain_seconds, threads=args.threads,
+              **options)
     return 0
 
 

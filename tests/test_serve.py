@@ -254,3 +254,117 @@ def test_sigterm_drains(tiny_artifact: Path, servers: list[Server]) -> None:
     assert all(a[0] in (200, 503) for a in answers), [a for a in answers if a[0] not in (200, 503)][:3]
     assert all(close(body, want) for status, body in answers if status == 200)
     assert all(body["error"] == "the server is shutting down" for status, body in answers if status == 503)
+
+
+def fuzz_bodies(seed: int, count: int) -> Iterator[bytes]:
+    """Random bodies: JSON of random shapes and sizes, odd encodings, broken and cut JSON."""
+    rng = np.random.default_rng(seed)
+    atoms: list[Any] = [None, True, 0, -1, 2**70, 1.5, float("nan"), "", "猫", "[MASK]", "吾輩は[MASK]である。",
+                        "\ud800", "x" * 3000, [], {}, [TEXTS[0]] * 70]
+
+    def value(depth: int) -> Any:
+        kind = int(rng.integers(0, 4 if depth < 3 else 1))
+        if kind == 0:
+            return atoms[int(rng.integers(0, len(atoms)))]
+        if kind == 1:
+            return [value(depth + 1) for _ in range(int(rng.integers(0, 4)))]
+        keys = ["inputs", "parameters", "top_k", "question", "context", "choices", "text", "text_pair", "x"]
+        return {keys[int(rng.integers(0, len(keys)))]: value(depth + 1) for _ in range(int(rng.integers(0, 4)))}
+
+    for _ in range(count):
+        body: Any = {"inputs": value(1)}
+        if rng.random() < 0.5:
+            body["parameters"] = value(1)
+        if rng.random() < 0.2:
+            body = value(0)
+        text = json.dumps(body, ensure_ascii=bool(rng.random() < 0.5), allow_nan=True)
+        raw = text.encode("utf-8", "surrogatepass")
+        cut = rng.random()
+        if cut < 0.15:
+            raw = raw[: int(rng.integers(0, len(raw) + 1))]
+        elif cut < 0.25:
+            raw = text.encode("utf-16", "surrogatepass")
+        elif cut < 0.3:
+            raw = bytes(rng.integers(0, 256, int(rng.integers(0, 200))).astype(np.uint8))
+        yield raw
+
+
+@pytest.mark.parametrize("route", ["/predict", "/embed", "/v1/embeddings"])
+def test_http_fuzz_never_a_5xx(tiny_artifact: Path, spm_albert: Path, heads_root: Path, servers: list[Server],
+                               route: str) -> None:
+    art = tiny_artifact if route == "/predict" else head_artifact("encoder", spm_albert, heads_root)[1]
+    server = Server(art, "--max-inputs", "64")
+    servers.append(server)
+    count = 300 if os.environ.get("ALBERT_ONNX_SOAK") else 80
+    statuses: dict[int, int] = {}
+    for n, raw in enumerate(fuzz_bodies(hash(route) % 1000, count)):
+        status, body, _ = server.call("POST", route, raw=raw)
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status < 500, (raw[:200], status, body)
+        assert isinstance(body, dict) or status == 200
+    # a body cut off mid-send: the client goes away, the server carries on
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"POST " + route.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 500\r\n\r\n{\"inputs\": \"")
+    status, body, _ = server.call("POST", "/predict", {"inputs": TEXTS[0]} if route == "/predict" else
+                                  {"inputs": "猫"})
+    assert status == 200 and server.call("GET", "/health")[0] == 200
+    assert sum(statuses.values()) == count and set(statuses) <= {200, 400, 413, 422}, statuses
+    assert statuses.get(400, 0) > 0 and statuses.get(422, 0) > 0, statuses  # both kinds of bad body were sent
+
+
+@pytest.mark.parametrize("head", ["nli", "regression", "cls"])
+def test_rerank(spm_albert: Path, heads_root: Path, servers: list[Server], head: str) -> None:
+    _, art = head_artifact(head, spm_albert, heads_root)
+    server = Server(art)
+    servers.append(server)
+    body = {"query": "吾輩は猫である。", "texts": PLAIN + ["猫"], "return_text": True}
+    status, got, _ = server.call("POST", "/rerank", body)
+    if head == "cls":  # three labels, none of them entailment: nothing to rank by
+        assert status == 404 and "/rerank serves a text-classification artifact that scores pairs" in got["error"]
+        return
+    clf = pipeline(art)
+    logits = clf.logits([{"text": body["query"], "text_pair": t} for t in body["texts"]])
+    if head == "regression":
+        want = [float(1 / (1 + np.exp(-x[0]))) for x in logits]
+    else:
+        want = [float(np.exp(x[0]) / np.exp(x).sum()) for x in logits]  # entailment is label 0
+    assert status == 200 and [r["index"] for r in got] == sorted(range(len(want)), key=lambda i: -want[i])
+    assert all(abs(r["score"] - want[r["index"]]) < 1e-5 and r["text"] == body["texts"][r["index"]] for r in got)
+    raw = server.call("POST", "/rerank", {**body, "raw_scores": True, "return_text": False})[1]
+    assert "text" not in raw[0] and len(raw) == len(want)
+    for bad, message in (({"query": "", "texts": ["a"]}, "query must be"), ({"query": "q", "texts": []}, "texts must"),
+                         ({"query": "q", "texts": ["a"], "top": 1}, "unknown field 'top'")):
+        status, got, _ = server.call("POST", "/rerank", bad)
+        assert status == 422 and message in got["error"]
+
+
+@pytest.mark.slow
+def test_ray_serve_deployment(spm_albert: Path, heads_root: Path) -> None:
+    """The same app as a Ray Serve application of two replicas, on a local Ray on the loopback."""
+    pytest.importorskip("ray.serve")
+    import ray
+    from ray import serve as ray_serve
+
+    from albert_onnx.serve import ray_deployment
+
+    _, art = head_artifact("qa", spm_albert, heads_root)
+    port = free_port()
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        ray_serve.start(http_options={"host": "127.0.0.1", "port": port})
+        ray_serve.run(ray_deployment(art, replicas=2, threads=1, max_inputs=4))
+        client = Server.__new__(Server)
+        client.port = port
+        qa = pipeline(art)
+        item = {"question": "猫は?", "context": "".join(PLAIN)}
+        for _ in range(6):  # requests land on both replicas
+            status, got, _ = client.call("POST", "/predict", {"inputs": item, "parameters": {"top_k": 2}})
+            assert status == 200 and close(got, plain(qa(item, top_k=2)))
+        status, got, _ = client.call("POST", "/predict", {"inputs": [item] * 5})
+        assert status == 413 and "at most 4" in got["error"]
+        status, info, _ = client.call("GET", "/info")
+        assert status == 200 and info["task"] == "question-answering"
+    finally:
+        ray_serve.shutdown()
+        ray.shutdown()

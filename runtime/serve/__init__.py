@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "ray_deployment", "serve", "serve_on_ray"]
 
 
 def create_app(artifact: str | Path, **options: Any) -> Any:
@@ -49,6 +50,57 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(drain_s),
                             access_log=False)
     DrainingServer(config).run()
+
+
+def ray_deployment(artifact: str | Path, *, replicas: int = 1, threads: int = 1, **options: Any) -> Any:
+    """The server as a Ray Serve application: ``replicas`` copies, each building the same ASGI app
+    (every route, limit and error as ``serve``) with ``threads`` ONNX Runtime threads and one CPU
+    reserved per thread. Run it with ``ray.serve.run(...)``."""
+    _need_extra()
+    try:
+        from ray import serve as ray_serve
+    except ImportError:
+        raise InputError("the Ray Serve engine needs Ray Serve: pip install 'albert-onnx[serve]' "
+                         "'ray[serve]'") from None
+    artifact = str(Path(artifact).resolve())
+
+    @ray_serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": threads})
+    class AlbertOnnxServer:
+        def __init__(self) -> None:
+            from .app import create_app as make
+
+            self.app = make(artifact, threads=threads, **options)
+
+        async def __call__(self, request: Any) -> Any:
+            from starlette.responses import Response
+
+            messages: list[MutableMapping[str, Any]] = []
+
+            async def send(message: MutableMapping[str, Any]) -> None:
+                messages.append(message)
+
+            await self.app(request.scope, request.receive, send)
+            start = next(m for m in messages if m["type"] == "http.response.start")
+            body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])
+                       if k.lower() != b"content-length"}
+            return Response(body, status_code=start["status"], headers=headers)
+
+    return AlbertOnnxServer.bind()  # type: ignore[attr-defined]
+
+
+def serve_on_ray(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
+                 threads: int = 1, address: str | None = None, **options: Any) -> None:
+    """Serve ``artifact`` on Ray Serve (``address`` joins a cluster; else a local Ray on this
+    machine's loopback) until interrupted."""
+    import ray
+    from ray import serve as ray_serve
+
+    if not ray.is_initialized():
+        local = {} if address else {"num_cpus": replicas * threads + 1, "_node_ip_address": "127.0.0.1"}
+        ray.init(address=address, include_dashboard=False, configure_logging=False, **local)  # type: ignore[arg-type]
+    ray_serve.start(http_options={"host": host, "port": port})
+    ray_serve.run(ray_deployment(artifact, replicas=replicas, threads=threads, **options), blocking=True)
 
 
 def _need_extra() -> None:

@@ -77,22 +77,24 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
                          merge=predictor.encoder.batch_independent_scales, on_batch=lambda n: metrics.batch(n))
     metrics = Metrics(lambda: worker.depth)
     allowed = _parameters(predictor)
+    rerank_score = _rerank_score(predictor) if served_task == "text-classification" else None
     info = {"model": str(Path(artifact).resolve().name), "task": served_task, "precision": predictor.precision,
             "int8_kernel": predictor.int8_kernel, "providers": predictor.providers, "version": __version__,
             "max_length": predictor.max_length, "limits": {"max_inputs": max_inputs, "max_body_bytes": max_body_bytes,
                                                             "max_queue": max_queue, "max_batch_size": max_batch_size},
             "parameters": sorted(allowed),
             "routes": ["/predict", "/health", "/info", "/metrics"]
-            + (["/embed", "/v1/embeddings"] if served_task == "feature-extraction" else [])}
+            + (["/embed", "/v1/embeddings"] if served_task == "feature-extraction" else [])
+            + (["/rerank"] if rerank_score is not None else [])}
 
-    async def run(inputs: Any, parameters: dict[str, Any]) -> Any:
+    async def run(inputs: Any, parameters: dict[str, Any], fn: Any = None) -> Any:
         count = len(inputs) if isinstance(inputs, list) else 1
         if count > max_inputs:
             raise HTTPError(413, f"{count} inputs in one request; this server takes at most {max_inputs}", "payload")
         if count == 0:
             raise HTTPError(422, "inputs is an empty list")
         try:
-            future = worker.submit(inputs, parameters)
+            future = worker.submit(inputs, parameters, fn)
         except QueueFull:
             raise HTTPError(503, f"the server is busy ({max_queue} requests waiting); retry shortly", "overloaded",
                             {"Retry-After": "1"}) from None
@@ -140,6 +142,27 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
                                       for n, v in enumerate(_plain(vectors))],
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    async def rerank(request: Request) -> Response:  # TEI's /rerank
+        if rerank_score is None:
+            raise HTTPError(404, f"this server's model does {served_task}; /rerank serves a text-classification "
+                                 "artifact that scores pairs", "not_found")
+        body = await _json_body(request, max_body_bytes)
+        options = _options(body, {"query": None, "texts": None, "return_text": False, "raw_scores": False,
+                                  "truncate": False}, "query")
+        query, texts = options["query"], options["texts"]
+        if not isinstance(query, str) or not query.strip():
+            raise HTTPError(422, "query must be a non-empty str")
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise HTTPError(422, "texts must be a non-empty list of str")
+        for name in ("return_text", "raw_scores", "truncate"):
+            if not isinstance(options[name], bool):
+                raise HTTPError(422, f"{name} must be true or false")
+        pairs = [{"text": query, "text_pair": t} for t in texts]
+        scores = await run(pairs, {"raw": options["raw_scores"], "truncation": options["truncate"]}, rerank_score)
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        return JSONResponse([{"index": i, "score": float(scores[i]), **({"text": texts[i]} if options["return_text"]
+                                                                        else {})} for i in order])
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -150,7 +173,8 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes = [Route("/predict", predict, methods=["POST"]), Route("/embed", embed, methods=["POST"]),
-              Route("/v1/embeddings", openai_embeddings, methods=["POST"]), Route("/health", health),
+              Route("/v1/embeddings", openai_embeddings, methods=["POST"]), Route("/rerank", rerank, methods=["POST"]),
+              Route("/health", health),
               Route("/info", info_route), Route("/metrics", metrics_route)]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -228,6 +252,26 @@ def _parameters(predictor: Any) -> set[str]:
     names = list(inspect.signature(predictor.__call__).parameters.items())
     return {n for n, p in names[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and n not in ("question", "context", "choices")}
+
+
+def _rerank_score(predictor: Any) -> Any:
+    """How /rerank scores a (query, text) pair on a text classifier: a one-output model (a
+    cross-encoder) by the sigmoid of its logit (``raw``: the logit), an NLI model by the
+    probability of entailment; None for other classifiers."""
+    labels = [label.lower() for label in predictor.labels]
+    entail = next((i for i, label in enumerate(labels) if label.startswith("entail")), None)
+    if len(labels) != 1 and entail is None:
+        return None
+
+    def score(pairs: list[dict[str, str]], raw: bool, truncation: bool) -> list[float]:
+        logits = predictor.logits(pairs, truncation=truncation)
+        if len(labels) == 1:
+            return [float(x[0]) if raw else float(1 / (1 + np.exp(-x[0]))) for x in logits]
+        if raw:
+            return [float(x[entail]) for x in logits]
+        return [float(np.exp(x[entail] - x.max()) / np.exp(x - x.max()).sum()) for x in logits]
+
+    return score
 
 
 def _plain(value: Any) -> Any:

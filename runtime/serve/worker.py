@@ -26,11 +26,12 @@ class QueueFull(Exception):
 class Job:
     inputs: Any
     parameters: dict[str, Any]
+    fn: Any = None  # what to call instead of the predictor (never merged)
     future: Future[Any] = field(default_factory=Future)
 
     @property
     def key(self) -> str:
-        return repr(sorted(self.parameters.items()))
+        return repr(sorted(self.parameters.items())) + ("" if self.fn is None else f" {id(self.fn)}")
 
     @property
     def count(self) -> int:
@@ -61,8 +62,8 @@ class ModelWorker:
     def depth(self) -> int:
         return self._queue.qsize() + len(self._held)
 
-    def submit(self, inputs: Any, parameters: dict[str, Any]) -> Future[Any]:
-        job = Job(inputs, parameters)
+    def submit(self, inputs: Any, parameters: dict[str, Any], fn: Any = None) -> Future[Any]:
+        job = Job(inputs, parameters, fn)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -85,7 +86,7 @@ class ModelWorker:
             if job is None:
                 return
             batch = [job]
-            if self.merge:
+            if self.merge and job.fn is None:
                 deadline = time.monotonic() + self.max_wait_s
                 size = job.count
                 while size < self.max_batch_size:
@@ -112,7 +113,7 @@ class ModelWorker:
         if len(batch) == 1:
             job = batch[0]
             try:
-                job.future.set_result(self.predictor(job.inputs, **job.parameters))
+                job.future.set_result((job.fn or self.predictor)(job.inputs, **job.parameters))
             except BaseException as exc:  # handed to the request that caused it
                 job.future.set_exception(exc)
             return
