@@ -23,10 +23,11 @@ def create_app(artifact: str | Path, **options: Any) -> Any:
 
 
 def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, drain_s: float = 30.0,
-          log_level: str = "warning", **options: Any) -> None:
+          linger_s: float = 0.5, log_level: str = "warning", **options: Any) -> None:
     """Serve ``artifact`` until SIGTERM or SIGINT. On the first signal the server drains: new
-    requests get 503, those in flight finish (at most ``drain_s`` seconds), then it exits; a
-    second signal exits at once."""
+    requests get 503, those in flight finish (at most ``drain_s`` seconds), and for ``linger_s``
+    more the server still answers 503 (clients learn it is going, rather than meeting a closed
+    port mid-connect), then it exits; a second signal exits at once."""
     _need_extra()
     import uvicorn
 
@@ -45,6 +46,7 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
             deadline = time.monotonic() + drain_s
             while state["inflight"] > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            time.sleep(linger_s)
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(drain_s),
