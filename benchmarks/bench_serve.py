@@ -1,0 +1,215 @@
+"""Load test of `albert-onnx serve` against a FastAPI + transformers server, on the loopback.
+
+A closed-loop load generator in a process of its own: C keep-alive connections, each sending
+its next request when the previous answer arrives, for a bounded time and count; requests/s,
+p50 and p99 latency at concurrency 1, 8 and 32. Models: text classification on the shared -cls
+model (when ../shared exists) and on the ALBERT-base shape with a random 3-label head;
+albert-onnx int8 and fp32 against the peer (PyTorch fp32, benchmarks/peer_server.py), all with 2
+threads. Also: the server's overhead over the in-process predictor at concurrency 1, and each
+serving process's peak RSS against an in-process predictor's.
+
+  python benchmarks/bench_serve.py              # about 5 minutes on 2 cores
+
+Results: benchmarks/results/CLASS/serve.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, SHARED_MODEL, cached_artifact, machine, md_table, write_report  # noqa: E402
+
+TEXT = "吾輩は猫である。名前はまだ無い。"  # 13 tokens with the shared vocabulary, [CLS] and [SEP] included
+CONCURRENCY = (1, 8, 32)
+HERE = Path(__file__).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(conn: http.client.HTTPConnection, body: bytes) -> int:
+    conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def generate(port: int, concurrency: int, seconds: float, limit: int) -> dict[str, Any]:
+    """The load generator (run in its own process): closed loop, bounded in time and count."""
+    body = json.dumps({"inputs": TEXT}, ensure_ascii=False).encode()
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        nonlocal errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                if len(latencies) + errors >= limit:
+                    return
+            t = time.perf_counter()
+            status = call(conn, body)
+            with lock:
+                if status == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    ms = sorted(x * 1e3 for x in latencies)
+    return {"concurrency": concurrency, "requests": len(ms), "errors": errors, "seconds": elapsed,
+            "requests_per_s": len(ms) / elapsed, "p50_ms": statistics.median(ms),
+            "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))]}
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {cmd}")
+
+
+IN_PROCESS = """
+import json, statistics, sys, time
+from albert_onnx import pipeline
+p = pipeline(sys.argv[1], precision=sys.argv[2], threads=2)
+for _ in range(20): p(sys.argv[3])
+ts = []
+for _ in range(300):
+    t = time.perf_counter(); p(sys.argv[3]); ts.append(time.perf_counter() - t)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({"median_ms": statistics.median(ts) * 1e3, "peak_rss_mb": int(hwm.split()[1]) / 1024}))
+"""
+
+
+def run_contender(name: str, cmd: list[str], port: int, seconds: float) -> dict[str, Any]:
+    proc = start(cmd, port)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        body = json.dumps({"inputs": TEXT}, ensure_ascii=False).encode()
+        for _ in range(20):  # warm up
+            call(conn, body)
+        rows = []
+        for c in CONCURRENCY:
+            res = subprocess.run([sys.executable, str(HERE), "--generate", str(port), str(c), str(seconds)],
+                                 capture_output=True, text=True, check=True)
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(f"  {name} c={c}: {rows[-1]['requests_per_s']:.1f} req/s, p50 {rows[-1]['p50_ms']:.1f} ms, "
+                  f"p99 {rows[-1]['p99_ms']:.1f} ms", flush=True)
+        return {"name": name, "load": rows, "peak_rss_mb": peak_rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=6.0, help="load per concurrency level")
+    ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)  # the load generator process
+    args = ap.parse_args(argv)
+    if args.generate:
+        port, c, seconds = int(args.generate[0]), int(args.generate[1]), float(args.generate[2])
+        print(json.dumps(generate(port, c, seconds, limit=20000)))
+        return 0
+    sys.path.insert(0, str(HERE.parent))
+    from bench_tasks import head_folder
+
+    models = []
+    if SHARED_MODEL.exists():
+        models.append(("shared -cls (mini)", SHARED_MODEL.parent / "albert-ja-mini-wagahai-cls"))
+    models.append(("ALBERT-base shape, 3 labels", head_folder("text-classification", CACHE)))
+    results: list[dict[str, Any]] = []
+    for label, folder in models:
+        art = cached_artifact(folder, CACHE / f"serve-{folder.name}", quantize="int8", int8_min_agreement=0.0)
+        print(label, flush=True)
+        for precision in ("int8", "fp32"):
+            inproc = json.loads(subprocess.run([sys.executable, "-c", IN_PROCESS, str(art), precision, TEXT],
+                                               capture_output=True, text=True, check=True).stdout.strip())
+            port = free_port()
+            cmd = [sys.executable, "-m", "albert_onnx.cli", "serve", str(art), "--port", str(port),
+                   "--precision", precision, "--threads", "2"]
+            res = run_contender(f"albert-onnx serve {precision}", cmd, port, args.seconds)
+            results.append({"model": label, "in_process": inproc, **res})
+        port = free_port()
+        peer = [sys.executable, str(HERE.parent / "peer_server.py"), str(folder), "text-classification", str(port), "2"]
+        results.append({"model": label, "in_process": None,
+                        **run_contender("FastAPI + transformers (PyTorch fp32)", peer, port, args.seconds)})
+    info = machine(2)
+    rows = []
+    for r in results:
+        for row in r["load"]:
+            rows.append([r["model"], r["name"], row["concurrency"], round(row["requests_per_s"], 1),
+                         round(row["p50_ms"], 2), round(row["p99_ms"], 2), row["errors"]])
+    extra = []
+    for r in results:
+        if r["in_process"] is None:
+            continue
+        c1 = next(x for x in r["load"] if x["concurrency"] == 1)
+        extra.append([r["model"], r["name"], round(r["in_process"]["median_ms"], 2), round(c1["p50_ms"], 2),
+                      round(c1["p50_ms"] - r["in_process"]["median_ms"], 2), round(r["in_process"]["peak_rss_mb"]),
+                      round(r["peak_rss_mb"]), round(r["peak_rss_mb"] / r["in_process"]["peak_rss_mb"], 2)])
+    peers = {r["model"]: r for r in results if r["in_process"] is None}
+    ratios = []
+    for r in results:
+        if r["in_process"] is None:
+            continue
+        p = peers[r["model"]]
+        for row, prow in zip(r["load"], p["load"]):
+            ratios.append([r["model"], r["name"], row["concurrency"],
+                           f"{row['requests_per_s'] / prow['requests_per_s']:.1f}x",
+                           f"{row['p99_ms']:.1f} vs {prow['p99_ms']:.1f}"])
+    md = (f"# albert-onnx serve under load ({info['date']})\n\n{info['cpu']}, CPU class **{info['cpu_class']}**, "
+          f"2 threads per server, load generator in its own process on the same 2 cores, {args.seconds:g} s per "
+          f"level; text classification of `{TEXT}`.\n\n"
+          + md_table(["model", "server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"], rows)
+          + "\n## Against the FastAPI + transformers server\n\n"
+          + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
+          + "\n## Overhead over the in-process predictor (concurrency 1) and memory\n\n"
+          + md_table(["model", "server", "in-process ms", "served p50 ms", "overhead ms", "in-process RSS MB",
+                      "server RSS MB", "RSS ratio"], extra))
+    j, m = write_report("serve", {"machine": info, "text": TEXT, "results": results}, md)
+    print(md)
+    print(f"wrote {j} and {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
