@@ -11,17 +11,17 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..errors import AlbertOnnxError, InputError
@@ -46,7 +46,7 @@ class HTTPError(Exception):
 def create_app(artifact: str | Path, *, task: str | None = None, precision: str = "fp32", provider: str = "cpu",
                threads: int | None = None, max_batch_size: int = 32, max_queue: int = DEFAULT_MAX_QUEUE,
                max_inputs: int = DEFAULT_MAX_INPUTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               api_key_env: str | None = None, int8_weights: str = "auto") -> Starlette:
+               api_key_env: str | None = None, int8_weights: str = "auto") -> GuardedApp:
     """The ASGI app serving one artifact; mount it in your own ASGI app or run it with ``serve``.
 
     Args:
@@ -181,36 +181,69 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         yield
         worker.close()
 
-    async def guard(request: Request, call_next: Any) -> Response:
-        started, route = time.perf_counter(), request.url.path
+    paths = {r.path for r in routes}
+
+    async def guard(scope: Scope, receive: Receive, send: Send) -> None:
+        """Draining, the API key, the in-flight count and the metrics, around every request."""
+        if scope["type"] != "http":
+            await router(scope, receive, send)
+            return
+        started, route = time.perf_counter(), scope["path"]
+        status = 500
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         state["inflight"] += 1
         try:
+            refusal = None
             if state["draining"]:
-                raise HTTPError(503, "the server is shutting down", "unhealthy", {"Retry-After": "5"})
-            if key is not None and route not in OPEN_ROUTES:
-                sent = request.headers.get("authorization", "")
+                refusal = HTTPError(503, "the server is shutting down", "unhealthy", {"Retry-After": "5"})
+            elif key is not None and route not in OPEN_ROUTES:
+                sent = Headers(scope=scope).get("authorization", "")
                 if not hmac.compare_digest(sent.encode(), f"Bearer {key}".encode()):
-                    raise HTTPError(401, "missing or wrong API key: send Authorization: Bearer KEY", "unauthorized",
-                                    {"WWW-Authenticate": "Bearer"})
-            response = await call_next(request)
-        except HTTPError as exc:
-            response = _error(exc.status, exc.message, exc.kind, exc.headers)
-        except InputError as exc:
-            response = _error(422, str(exc))
-        except AlbertOnnxError as exc:
-            response = _error(500, str(exc), "backend")
-        except Exception:  # never a traceback or a local path in a response
-            log.exception("unexpected error on %s", route)
-            response = _error(500, "internal error", "backend")
+                    refusal = HTTPError(401, "missing or wrong API key: send Authorization: Bearer KEY",
+                                        "unauthorized", {"WWW-Authenticate": "Bearer"})
+            if refusal is not None:
+                await _error(refusal.status, refusal.message, refusal.kind, refusal.headers)(scope, receive, sending)
+            else:
+                await router(scope, receive, sending)
         finally:
             state["inflight"] -= 1
-        known = route if route in {r.path for r in routes} else "other"
-        metrics.request(known, response.status_code, time.perf_counter() - started)
-        return response
+            metrics.request(route if route in paths else "other", status, time.perf_counter() - started)
 
-    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)], lifespan=lifespan)
-    app.state.serving = state
-    return app
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPError)
+        return _error(exc.status, exc.message, exc.kind, exc.headers)
+
+    async def input_error(request: Request, exc: Exception) -> Response:
+        return _error(422, str(exc))
+
+    async def backend_error(request: Request, exc: Exception) -> Response:
+        return _error(500, str(exc), "backend")
+
+    async def unexpected(request: Request, exc: Exception) -> Response:  # never a traceback or a path
+        log.error("unexpected error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
+        return _error(500, "internal error", "backend")
+
+    router = Starlette(routes=routes, lifespan=lifespan,
+                       exception_handlers={HTTPError: http_error, InputError: input_error,
+                                           AlbertOnnxError: backend_error, Exception: unexpected})
+    router.state.serving = state
+    return GuardedApp(router, guard)
+
+
+class GuardedApp:
+    """The ASGI app: the guard around the router (``.state`` is the router's)."""
+
+    def __init__(self, router: Starlette, guard: Any) -> None:
+        self.router, self.guard, self.state = router, guard, router.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.guard(scope, receive, send)
 
 
 def _error(status: int, message: str, kind: str = "validation", headers: dict[str, str] | None = None) -> Response:
