@@ -173,6 +173,11 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
     status, text, _ = server.call("GET", "/metrics", headers=auth)
     assert status == 200 and 'albert_onnx_requests_total{route="/predict",status="401"} 2' in text
     assert 'albert_onnx_requests_total{route="/predict",status="413"} 2' in text and "albert_onnx_queue_depth" in text
+    tokens = float(next(line for line in text.split("\n") if line.startswith("albert_onnx_tokens_total")).split()[1])
+    assert server.call("POST", "/predict", {"inputs": TEXTS[1]}, headers=auth)[0] == 200
+    text = server.call("GET", "/metrics", headers=auth)[1]
+    more = float(next(line for line in text.split("\n") if line.startswith("albert_onnx_tokens_total")).split()[1])
+    assert more - tokens == len(pipeline(tiny_artifact).tokenizer.encode(TEXTS[1]))
     assert server.call("POST", "/predict", {"inputs": TEXTS[0]}, headers=auth)[0] == 200
 
 

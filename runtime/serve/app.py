@@ -74,7 +74,8 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
     state: dict[str, Any] = {"draining": False, "inflight": 0}
     metrics: Metrics
     worker = ModelWorker(predictor, served_task, max_queue=max_queue, max_batch_size=max_batch_size,
-                         merge=predictor.encoder.batch_independent_scales, on_batch=lambda n: metrics.batch(n))
+                         merge=predictor.encoder.batch_independent_scales,
+                         on_batch=lambda n, tokens: metrics.batch(n, tokens))
     metrics = Metrics(lambda: worker.depth)
     allowed = _parameters(predictor)
     rerank_score = _rerank_score(predictor) if served_task == "text-classification" else None

@@ -34,7 +34,7 @@ class Histogram:
 
 
 class Metrics:
-    """Requests by route and status, latency per route, batch sizes, inputs, and the queue depth."""
+    """Requests by route and status, latency per route, batch sizes, inputs, tokens and the queue depth."""
 
     def __init__(self, queue_depth: Callable[[], int]) -> None:
         self._lock = threading.Lock()
@@ -42,6 +42,7 @@ class Metrics:
         self._latency: dict[str, Histogram] = {}
         self._batches = Histogram(BATCH_BUCKETS)
         self._inputs = 0
+        self._tokens = 0
         self._queue_depth = queue_depth
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -49,10 +50,11 @@ class Metrics:
             self._requests[(route, status)] += 1
             self._latency.setdefault(route, Histogram(LATENCY_BUCKETS_S)).observe(seconds)
 
-    def batch(self, inputs: int) -> None:
+    def batch(self, inputs: int, tokens: int) -> None:
         with self._lock:
             self._batches.observe(inputs)
             self._inputs += inputs
+            self._tokens += tokens
 
     def render(self) -> str:
         with self._lock:
@@ -68,6 +70,8 @@ class Metrics:
                       "# TYPE albert_onnx_batch_inputs histogram", *self._batches.lines("albert_onnx_batch_inputs"),
                       "# HELP albert_onnx_inputs_total Inputs (texts, questions) run.",
                       "# TYPE albert_onnx_inputs_total counter", f"albert_onnx_inputs_total {self._inputs}",
+                      "# HELP albert_onnx_tokens_total Tokens of the texts run ([CLS] and [SEP] included).",
+                      "# TYPE albert_onnx_tokens_total counter", f"albert_onnx_tokens_total {self._tokens}",
                       "# HELP albert_onnx_queue_depth Requests waiting for the model.",
                       "# TYPE albert_onnx_queue_depth gauge", f"albert_onnx_queue_depth {self._queue_depth()}"]
         return "\n".join(lines) + "\n"

@@ -74,6 +74,19 @@ class ModelWorker:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
+    def _tokens(self, inputs: Any) -> int:
+        """Tokens of the texts in a request (each text of a pair, question or choice counted)."""
+        if isinstance(inputs, str):
+            try:
+                return len(self.predictor.tokenizer.encode(inputs))
+            except Exception:  # a text the predictor will refuse: it counts no tokens
+                return 0
+        if isinstance(inputs, dict):
+            return sum(self._tokens(v) for v in inputs.values())
+        if isinstance(inputs, list):
+            return sum(self._tokens(v) for v in inputs)
+        return 0
+
     # ------------------------------------------------------------------ the thread
     def _next(self, timeout: float | None = None) -> Job | None:
         if self._held:
@@ -109,7 +122,7 @@ class ModelWorker:
 
     def _run(self, batch: list[Job]) -> None:
         if self.on_batch is not None:
-            self.on_batch(sum(j.count for j in batch))
+            self.on_batch(sum(j.count for j in batch), sum(self._tokens(j.inputs) for j in batch))
         if len(batch) == 1:
             job = batch[0]
             try:
