@@ -67,6 +67,7 @@ class WeightScan:
 
     forms: frozenset[str]  # "uint8" / "int8" of the product weights found
     tensors: dict[str, tuple[int, int, int]]  # name -> (key offset, content start, end) of the TensorProto
+    types: dict[str, int]  # name -> its ONNX element type
     graph: tuple[int, int, int]  # (key offset, content start, content end) of ModelProto.graph
     refusal: str | None  # why this graph cannot be converted, if it cannot
 
@@ -102,7 +103,7 @@ def scan(data: Buffer, source: str = "ONNX file") -> WeightScan:
         if num == _GRAPH and wt == 2:
             graph = (at, span[0], span[1])
     if graph is None:
-        return WeightScan(frozenset(), {}, (0, 0, 0), "no graph")
+        return WeightScan(frozenset(), {}, {}, (0, 0, 0), "no graph")
     inits: dict[str, tuple[int, int, int]] = {}
     readers: dict[str, list[tuple[str, int]]] = {}
     products: list[tuple[str, list[str]]] = []
@@ -130,8 +131,10 @@ def scan(data: Buffer, source: str = "ONNX file") -> WeightScan:
             continue  # a product of two activations: nothing stored to convert
         weights.update(names)
     forms = set()
+    types = {}
     for name in weights:
         info = _tensor_info(data, inits[name][1:], source)
+        types[name] = info["type"]
         if info["type"] not in _FORM_OF:
             refusal = refusal or f"weight {name!r} is neither uint8 nor int8"
             continue
@@ -141,7 +144,7 @@ def scan(data: Buffer, source: str = "ONNX file") -> WeightScan:
         for op, slot in readers.get(name, []):
             if slot not in _PRODUCTS.get(op, ()) and (op, slot) not in _ALSO_READ_BY:
                 refusal = refusal or f"weight {name!r} is also read by {op} (input {slot})"
-    return WeightScan(frozenset(forms), {n: inits[n] for n in weights}, graph, refusal)
+    return WeightScan(frozenset(forms), {n: inits[n] for n in weights}, types, graph, refusal)
 
 
 def convert(data: Buffer, found: WeightScan, form: str) -> tuple[list[Chunk], int]:
@@ -150,8 +153,7 @@ def convert(data: Buffer, found: WeightScan, form: str) -> tuple[list[Chunk], in
     byte flips."""
     view = memoryview(data)
     key, start, end = found.graph
-    changed = sorted(span for span in found.tensors.values()
-                     if _tensor_info(data, span[1:], "ONNX file")["type"] != _TYPE_OF[form])
+    changed = sorted(span for name, span in found.tensors.items() if found.types[name] != _TYPE_OF[form])
     if not changed:
         return [view], 0
     body: list[Chunk] = []
