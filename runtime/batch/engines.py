@@ -1,148 +1,232 @@
-"""Ray and Spark engines for ``albert-onnx batch``: the engine distributes the rows, and every
-worker builds one :class:`BatchPredictor` from the artifact path (12 MB in int8, and only
-NumPy and ONNX Runtime on the workers). Ray and pyspark are imported here only."""
+"""Ray and Spark engines for ``albert-onnx batch``, at cluster scale: the workers index the input
+and read their segments straight from storage, load the artifact the engine ships them, and
+write their Parquet parts straight to the destination; the driver only plans and commits.
+Ray and pyspark are imported here only."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import shutil
+import re
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..tasks.results import TaskOptions
-from .predictor import BatchPredictor
-from .rows import OUTPUT_COLUMNS, input_columns, input_files, need_pyarrow, read_rows
+from .output import Destination
+from .remote import remote, remote_partition, remote_runner
+from .rows import STRUCTURED
+from .segments import Piece, Segment, index_tasks, number_segments
+from .storage import filesystem, is_uri, list_inputs
+from .worker import artifact_files, job_settings
 
-SCHEMA = "id string, text string, result string, error string"
-
-
-def _input_table(artifact: str | Path, input_path: str | Path, text_column: str, id_column: str) -> Any:
-    pa = need_pyarrow()
-    rows = list(read_rows(input_files(input_path), text_column, id_column, input_columns(artifact, text_column)))
-    return pa.table({"id": pa.array([r.id for r in rows], pa.string()),
-                     "text": pa.array([r.text for r in rows], pa.string()),
-                     "error": pa.array([r.error for r in rows], pa.string())})
+_MARK = re.compile(r"albert-onnx worker error: ([^\n]*)")
 
 
-@contextmanager
-def _job(artifact: str | Path, input_path: str | Path, output: str | Path, text_column: str, id_column: str,
-         summary: dict[str, Any]) -> Iterator[tuple[Any, Path]]:
-    """The input rows as an Arrow table and a hidden folder to write into; renamed to
-    ``output`` when the engine is done, removed if it fails. Fills ``rows`` and ``seconds``."""
-    out = Path(output)
-    if out.exists():
-        raise InputError(f"{out} already exists; the ray and spark engines write a new folder "
-                         "(the local engine resumes into an existing one)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    table = _input_table(artifact, input_path, text_column, id_column)
-    started = time.perf_counter()
+def _manifest(artifact: str) -> bytes:
+    """The artifact's manifest, from a folder or a URI."""
+    fs, path = filesystem(artifact)
     try:
-        yield table, tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with fs.open_input_stream(f"{path.rstrip('/')}/manifest.json") as f:
+            data: bytes = f.read()
+    except (FileNotFoundError, OSError):
+        raise InputError(f"{artifact}: not an artifact (no manifest.json); expected a folder written by "
+                         "albert-onnx export") from None
+    return data
+
+
+def _worker_error(exc: BaseException) -> InputError | None:
+    """The message a worker stopped the job with, out of the engine's wrapping exception."""
+    found = _MARK.findall(str(exc))
+    return InputError(found[-1].strip()) if found else None
+
+
+class _Engine:
+    """What the job asks of an engine: run index tasks, run segments, say how it ships the artifact."""
+
+    workers: int
+
+    def ship(self, artifact: str) -> tuple[str, Any]:
+        raise NotImplementedError
+
+    def index(self, tasks: list[tuple[Any, ...]]) -> list[list[Piece] | str]:
+        raise NotImplementedError
+
+    def run(self, segments: list[Segment], spec: tuple[str, Any], settings: dict[str, Any], output: str,
+            folder: str) -> list[dict[str, int]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, output: str | Path, *,
+            threads: int, options: TaskOptions | None, precision: str, text_column: str, id_column: str,
+            part_rows: int, resume: bool, int8_weights: str) -> dict[str, Any]:
+    """A bulk job on ``engine``: plan, run, commit; returns the summary written to ``_SUCCESS``."""
+    options = options or TaskOptions()
+    artifact, source, out = os.fspath(artifact), os.fspath(input_path), os.fspath(output)
+    if not is_uri(artifact):
+        artifact = str(Path(artifact).resolve())
+    manifest = _manifest(artifact)
+    task = json.loads(manifest)["task"]["name"]
+    columns = STRUCTURED.get(task, (text_column,))
+    files = list_inputs(source)
+    settings = job_settings(options, precision, threads, int8_weights, columns, id_column)
+    key = {"artifact_manifest_sha256": hashlib.sha256(manifest).hexdigest(), "input": source,
+           "inputs": [asdict(f) for f in files], "part_rows": part_rows, **settings}
+    started = time.perf_counter()
+    dest = Destination(out, key, resume)
+    try:
+        tasks = index_tasks(files)
+        found = engine.index([(source, path, lo, hi, columns, id_column, part_rows) for path, lo, hi in tasks])
+        errors = [f for f in found if isinstance(f, str)]
+        if errors:
+            raise InputError(errors[0])
+        segments = number_segments(source, files, tasks, found)  # type: ignore[arg-type]
+        done = dest.parts_done()
+        todo = [s for s in segments if s.part not in done]
+        results = engine.run(todo, engine.ship(artifact), settings, out, dest.work) if todo else []
+        ran = {r["index"] for r in results}
+        if ran != {s.index for s in todo}:
+            raise RuntimeError(f"the engine returned {len(ran)} of {len(todo)} parts")
+        summary = {"rows": sum(s.rows for s in segments), "rows_run": sum(r["rows"] for r in results),
+                   "rows_resumed": sum(s.rows for s in segments if s.part in done),
+                   "errors_in_run": sum(r["errors"] for r in results), "parts": len(segments),
+                   "seconds": round(time.perf_counter() - started, 2), "workers": engine.workers,
+                   "threads": threads}
+        dest.commit(summary)
+    except BaseException as exc:
+        dest.abort()
+        clear = _worker_error(exc) if not isinstance(exc, InputError) else None
+        if clear is not None:
+            raise clear from None
         raise
-    os.replace(tmp, out)
-    summary.update(rows=len(table), seconds=round(time.perf_counter() - started, 2))
+    return summary
 
 
-class _RayWorker:
-    """A Ray actor: one predictor, loaded once, for every batch it is given."""
+class _Ray(_Engine):
+    def __init__(self, workers: int, threads: int, address: str | None, runtime_env: dict[str, Any] | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise InputError("the ray engine needs Ray: pip install 'albert-onnx[ray]'") from None
+        self.ray, self.workers, self.threads = ray, workers, threads
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            # a local Ray stays on the loopback and gets a CPU beyond the actors' for Ray Data's own tasks
+            local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env=runtime_env, **local)  # type: ignore[arg-type]
+        ray.data.DataContext.get_current().enable_progress_bars = False
 
-    def __init__(self, artifact: str, options: dict[str, Any], precision: str, threads: int,
-                 int8_weights: str) -> None:
-        self.predictor = BatchPredictor(artifact, TaskOptions(**options), precision=precision, threads=threads,
-                                        int8_weights=int8_weights)
+    def ship(self, artifact: str) -> tuple[str, Any]:
+        if is_uri(artifact):
+            return ("uri", artifact)
+        return ("ray", [self.ray.put(artifact_files(artifact))])  # a list: the workers ray.get it
 
-    def __call__(self, batch: Any) -> Any:
-        return self.predictor(batch)
+    def index(self, tasks: list[tuple[Any, ...]]) -> list[list[Piece] | str]:
+        fn = self.ray.remote(num_cpus=1, max_retries=3)(remote("index"))
+        return list(self.ray.get([fn.remote(*t) for t in tasks]))
+
+    def run(self, segments: list[Segment], spec: tuple[str, Any], settings: dict[str, Any], output: str,
+            folder: str) -> list[dict[str, int]]:
+        ray = self.ray
+        ds = ray.data.from_items([asdict(s) for s in segments], override_num_blocks=len(segments))
+        ds = ds.map_batches(remote_runner(spec, settings, output, folder), batch_size=1, batch_format="numpy",
+                            num_cpus=self.threads, compute=ray.data.ActorPoolStrategy(size=self.workers))
+        return [{k: int(v) for k, v in row.items()} for row in ds.take_all()]
+
+    def close(self) -> None:
+        if self.owned:
+            self.ray.shutdown()
 
 
 def run_ray(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int = 2,
             threads: int = 1, options: TaskOptions | None = None, precision: str = "fp32",
-            text_column: str = "text", id_column: str = "id", batch_rows: int = 256,
-            address: str | None = None, int8_weights: str = "auto") -> dict[str, Any]:
-    """Run a bulk job on Ray Data: rows to an actor pool (one predictor per actor), Parquet out.
+            text_column: str = "text", id_column: str = "id", part_rows: int = 2000,
+            address: str | None = None, int8_weights: str = "auto", resume: bool = False,
+            runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run a bulk job on Ray: index and segment tasks read the input from storage, an actor pool
+    (one predictor per actor, the artifact through the object store) writes the parts.
 
-    ``address`` joins an existing cluster; without it a local Ray starts (and stops after).
+    ``address`` joins an existing cluster (``"auto"``, ``ray://...``); without it a local Ray
+    starts on the loopback (and stops after). ``runtime_env`` is Ray's, for the workers' Python.
     """
+    engine = _Ray(workers, threads, address, runtime_env)
     try:
-        import ray
-    except ImportError:
-        raise InputError("the ray engine needs Ray: pip install 'albert-onnx[ray]'") from None
-    summary: dict[str, Any] = {"workers": workers, "threads": threads}
-    with _job(artifact, input_path, output, text_column, id_column, summary) as (table, tmp):
-        owned = not ray.is_initialized()
-        if owned:
-            # a local Ray gets a CPU beyond the actors' for Ray Data's own read and write tasks
-            local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **local)  # type: ignore[arg-type]
+        return run_job(engine, artifact, input_path, output, threads=threads, options=options, precision=precision,
+                       text_column=text_column, id_column=id_column, part_rows=part_rows, resume=resume,
+                       int8_weights=int8_weights)
+    finally:
+        engine.close()
+
+
+class _Spark(_Engine):
+    def __init__(self, workers: int, threads: int, master: str | None, conf: dict[str, str] | None) -> None:
         try:
-            ray.data.DataContext.get_current().enable_progress_bars = False
-            ds = ray.data.from_arrow(table).repartition(max(1, min(len(table) // batch_rows + 1, 4 * workers)))
-            args = (str(Path(artifact).resolve()), asdict(options or TaskOptions()), precision, threads, int8_weights)
-            ds = ds.map_batches(_RayWorker, fn_constructor_args=args,
-                                batch_format="pandas", batch_size=batch_rows, num_cpus=threads,
-                                compute=ray.data.ActorPoolStrategy(size=workers))
-            ds.select_columns(list(OUTPUT_COLUMNS)).write_parquet(str(tmp))
-        finally:
-            if owned:
-                ray.shutdown()
-    return summary
+            from pyspark import SparkContext
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise InputError("the spark engine needs pyspark (and Java 17): pip install 'albert-onnx[spark]'") from None
+        self.workers, self.threads = workers, threads
+        submitted = master is None and "PYSPARK_GATEWAY_PORT" in os.environ  # under spark-submit: its master
+        if not submitted and (master is None or master.startswith("local")):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local Spark stays on the loopback
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
+        self.owned = SparkContext._active_spark_context is None
+        builder = SparkSession.builder.appName("albert-onnx batch")
+        if not submitted:
+            # local mode retries a failed task as a cluster does (a killed Python worker costs a retry)
+            builder = builder.master(master or f"local[{workers},4]")
+        for name, value in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                            "spark.python.worker.reuse": "true",
+                            "spark.executorEnv.OMP_NUM_THREADS": str(threads), **(conf or {})}.items():
+            builder = builder.config(name, value)
+        self.spark = builder.getOrCreate()
+        self.sc = self.spark.sparkContext
 
+    def ship(self, artifact: str) -> tuple[str, Any]:
+        if is_uri(artifact):
+            return ("uri", artifact)
+        self.sc.addFile(artifact, recursive=True)
+        return ("spark", Path(artifact).name)
 
-_SPARK_PREDICTORS: dict[tuple[Any, ...], BatchPredictor] = {}
+    def index(self, tasks: list[tuple[Any, ...]]) -> list[list[Piece] | str]:
+        rdd = self.sc.parallelize(tasks, len(tasks))
+        return list(rdd.mapPartitions(remote_partition("index")).collect())
 
+    def run(self, segments: list[Segment], spec: tuple[str, Any], settings: dict[str, Any], output: str,
+            folder: str) -> list[dict[str, int]]:
+        rdd = self.sc.parallelize([(s,) for s in segments], len(segments))
+        return list(rdd.mapPartitions(remote_partition("run_segment", spec, settings, output, folder))
+                    .collect())
 
-def _spark_partition(key: tuple[Any, ...]) -> Any:
-    """The mapInPandas function: one predictor per Python worker process, kept between tasks."""
-
-    def run(frames: Any) -> Any:
-        if key not in _SPARK_PREDICTORS:
-            artifact, options, precision, threads, int8_weights = key
-            _SPARK_PREDICTORS[key] = BatchPredictor(artifact, TaskOptions(**dict(options)), precision=precision,
-                                                    threads=threads, int8_weights=int8_weights)
-        predictor = _SPARK_PREDICTORS[key]
-        for frame in frames:
-            yield predictor(frame)
-
-    return run
+    def close(self) -> None:
+        if self.owned:
+            self.spark.stop()
 
 
 def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int = 2,
               threads: int = 1, options: TaskOptions | None = None, precision: str = "fp32",
-              text_column: str = "text", id_column: str = "id", master: str | None = None,
-              int8_weights: str = "auto") -> dict[str, Any]:
-    """Run a bulk job on Spark: ``mapInPandas`` with one predictor per Python worker, Parquet out.
+              text_column: str = "text", id_column: str = "id", part_rows: int = 2000,
+              master: str | None = None, int8_weights: str = "auto", resume: bool = False,
+              conf: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a bulk job on Spark: one task per input segment, reading it from storage and writing
+    its part, one predictor per Python worker, the artifact shipped with ``addFile``.
 
-    ``master`` defaults to ``local[workers]``.
+    ``master`` defaults to ``local[workers]`` (or spark-submit's); ``conf`` adds Spark settings
+    (``spark.pyspark.python``, ``spark.archives``, ...).
     """
+    engine = _Spark(workers, threads, master, conf)
     try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise InputError("the spark engine needs pyspark (and Java 17): pip install 'albert-onnx[spark]'") from None
-    summary: dict[str, Any] = {"workers": workers, "threads": threads}
-    with _job(artifact, input_path, output, text_column, id_column, summary) as (table, tmp):
-        if master is None or master.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local Spark stays on the loopback
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
-        spark = (SparkSession.builder.master(master or f"local[{workers}]").appName("albert-onnx batch")
-                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                 .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
-                 .config("spark.executorEnv.OMP_NUM_THREADS", str(threads)).getOrCreate())
-        try:
-            frame = spark.createDataFrame(table.to_pandas(), schema="id string, text string, error string")
-            frame = frame.repartition(max(1, min(len(table) // 256 + 1, 4 * workers)))
-            key = (str(Path(artifact).resolve()), tuple(sorted(asdict(options or TaskOptions()).items())),
-                   precision, threads, int8_weights)
-            frame.mapInPandas(_spark_partition(key), schema=SCHEMA).write.parquet(str(tmp))
-        finally:
-            spark.stop()
-    return summary
+        return run_job(engine, artifact, input_path, output, threads=threads, options=options, precision=precision,
+                       text_column=text_column, id_column=id_column, part_rows=part_rows, resume=resume,
+                       int8_weights=int8_weights)
+    finally:
+        engine.close()
+

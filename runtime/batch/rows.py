@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class Row:
 def need_pyarrow() -> Any:
     try:
         import pyarrow
+        import pyarrow.fs
         import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise InputError("bulk jobs read and write Parquet with pyarrow; install it with "
@@ -73,12 +74,18 @@ def count_rows(files: list[Path]) -> int:
 
 def _lines(path: Path, skip_blank: bool) -> Iterator[str]:
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        for line in f:
-            line = line[:-1] if line.endswith("\n") else line
-            line = line[:-1] if line.endswith("\r") else line
-            if skip_blank and not line.strip():
-                continue
-            yield line
+        yield from split_lines(f, skip_blank)
+
+
+def split_lines(stream: Iterable[str], skip_blank: bool) -> Iterator[str]:
+    """The lines of a text opened with ``newline=""`` (``\n``, ``\r\n`` and ``\r`` end a
+    line), without their ends; ``skip_blank`` drops lines of only white space."""
+    for line in stream:
+        line = line[:-1] if line.endswith("\n") else line
+        line = line[:-1] if line.endswith("\r") else line
+        if skip_blank and not line.strip():
+            continue
+        yield line
 
 
 def _row(number: int, values: list[Any], ident: Any, columns: tuple[str, ...]) -> Row:
@@ -96,6 +103,54 @@ def _row(number: int, values: list[Any], ident: Any, columns: tuple[str, ...]) -
     return Row(rid, json.dumps(dict(zip(columns, values)), ensure_ascii=False))
 
 
+def check_txt(name: str, columns: tuple[str, ...]) -> None:
+    if len(columns) > 1:
+        raise InputError(f"{name}: a .txt file holds one text a line; this task reads the columns {list(columns)} "
+                         "from .jsonl or .parquet")
+
+
+def line_rows(name: str, suffix: str, lines: Iterable[str], number: int, line_no: int,
+              columns: tuple[str, ...], id_column: str) -> Iterator[Row]:
+    """Rows of the (non-blank, for .jsonl) lines of a .txt or .jsonl file: ``number`` is the
+    first row's number in the job, ``line_no`` its number in the file (from 1)."""
+    if suffix == ".txt":
+        check_txt(name, columns)
+        for line in lines:
+            yield _row(number, [line], None, columns)
+            number += 1
+        return
+    for k, line in enumerate(lines, line_no):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Row(str(number), None, f"{name} line {k} is not valid JSON ({exc.msg})")
+        else:
+            if not isinstance(obj, dict):
+                yield Row(str(number), None, f"{name} line {k} is not a JSON object")
+            else:
+                yield _row(number, [obj.get(c) for c in columns], obj.get(id_column), columns)
+        number += 1
+
+
+def parquet_columns(name: str, names: list[str], columns: tuple[str, ...], id_column: str) -> list[str]:
+    """The columns to read from a Parquet file: the task's, and the id column when there is one."""
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InputError(f"{name}: no column {missing[0]!r}; columns: {names}"
+                         + (" (use --text-column)" if len(columns) == 1 else ""))
+    return list(columns) + ([id_column] if id_column in names else [])
+
+
+def batch_rows(batches: Iterable[Any], number: int, columns: tuple[str, ...]) -> Iterator[Row]:
+    """Rows of Arrow record batches holding ``columns`` and, after them, maybe the id column."""
+    for batch in batches:
+        values = [batch.column(k).to_pylist() for k in range(len(columns))]
+        ids = batch.column(len(columns)).to_pylist() if batch.num_columns > len(columns) else [None] * batch.num_rows
+        for k, ident in enumerate(ids):
+            yield _row(number, [v[k] for v in values], ident, columns)
+            number += 1
+
+
 def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id",
               columns: tuple[str, ...] | None = None) -> Iterator[Row]:
     """Every row of every file, in order; row numbers count from 0 across the files. With
@@ -104,39 +159,19 @@ def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id
     columns = columns or (text_column,)
     number = 0
     for f in files:
-        if f.suffix == ".txt" and len(columns) > 1:
-            raise InputError(f"{f}: a .txt file holds one text a line; this task reads the columns {list(columns)} "
-                             "from .jsonl or .parquet")
-        if f.suffix == ".txt":
-            for line in _lines(f, skip_blank=False):
-                yield _row(number, [line], None, columns)
-                number += 1
-        elif f.suffix == ".jsonl":
-            for k, line in enumerate(_lines(f, skip_blank=True), 1):
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Row(str(number), None, f"{f.name} line {k} is not valid JSON ({exc.msg})")
-                else:
-                    if not isinstance(obj, dict):
-                        yield Row(str(number), None, f"{f.name} line {k} is not a JSON object")
-                    else:
-                        yield _row(number, [obj.get(c) for c in columns], obj.get(id_column), columns)
+        if f.suffix in (".txt", ".jsonl"):
+            if f.suffix == ".txt":
+                check_txt(str(f), columns)
+            for row in line_rows(f.name, f.suffix, _lines(f, skip_blank=f.suffix == ".jsonl"), number, 1,
+                                 columns, id_column):
+                yield row
                 number += 1
         else:
             pq = need_pyarrow().parquet.ParquetFile(str(f))
-            names = pq.schema_arrow.names
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise InputError(f"{f}: no column {missing[0]!r}; columns: {names}"
-                                 + (" (use --text-column)" if len(columns) == 1 else ""))
-            read = list(columns) + ([id_column] if id_column in names else [])
-            for batch in pq.iter_batches(columns=read, batch_size=4096):
-                values = [batch.column(k).to_pylist() for k in range(len(columns))]
-                ids = batch.column(len(columns)).to_pylist() if len(read) > len(columns) else [None] * batch.num_rows
-                for k, ident in enumerate(ids):
-                    yield _row(number, [v[k] for v in values], ident, columns)
-                    number += 1
+            read = parquet_columns(str(f), pq.schema_arrow.names, columns, id_column)
+            for row in batch_rows(pq.iter_batches(columns=read, batch_size=4096), number, columns):
+                yield row
+                number += 1
 
 
 def write_part(path: Path, columns: dict[str, list[Any]]) -> None:
