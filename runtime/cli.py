@@ -75,9 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--per-token", action="store_true", help="the log-probability of every token")
 
     b = sub.add_parser("batch", help="run an artifact's task over a file or folder of texts, into Parquet")
-    b.add_argument("artifact", help="artifact folder written by `albert-onnx export`")
-    b.add_argument("input", help=".txt (a text a line), .jsonl or .parquet file, or a folder of them")
-    b.add_argument("-o", "--output", required=True, help="output folder of Parquet parts")
+    b.add_argument("artifact", help="artifact folder written by `albert-onnx export` (ray, spark: or its URI)")
+    b.add_argument("input", help=".txt (a text a line), .jsonl or .parquet file, or a folder of them "
+                   "(ray, spark: or a glob, and URIs: file://, s3://, gs://, hdfs://...)")
+    b.add_argument("-o", "--output", required=True, help="output folder of Parquet parts (ray, spark: or a URI)")
     b.add_argument("--engine", choices=["local", "ray", "spark"], default="local")
     b.add_argument("--workers", type=int, default=None,
                    help="worker processes / actors (default: cores / threads; ray and spark: 2)")
@@ -90,9 +91,17 @@ def _parser() -> argparse.ArgumentParser:
     _int8_weights_option(b)
     b.add_argument("--task", choices=["auto", "score"], default="auto",
                    help="score: pseudo-log-likelihood on a fill-mask artifact (default: the artifact's task)")
-    b.add_argument("--part-rows", type=int, default=2000, help="local engine: rows per output part")
+    b.add_argument("--part-rows", type=int, default=2000, help="rows per output part (and per engine task)")
+    b.add_argument("--resume", action="store_true",
+                   help="ray, spark: finish an unfinished run of the same job, and keep this run's parts if it "
+                        "fails (the local engine always resumes)")
     b.add_argument("--address", default=None, help="ray engine: join this cluster (default: start a local one)")
-    b.add_argument("--master", default=None, help="spark engine: master URL (default local[workers])")
+    b.add_argument("--runtime-env", default=None, metavar="JSON",
+                   help="ray engine: the workers' runtime_env, as JSON (for example their pip packages)")
+    b.add_argument("--master", default=None,
+                   help="spark engine: master URL (default local[workers], or spark-submit's)")
+    b.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="spark engine: a Spark setting (spark.pyspark.python=..., spark.archives=...); repeatable")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _task_options(b)
 
@@ -310,14 +319,38 @@ def _batch(args: argparse.Namespace) -> int:
         from .batch.engines import run_ray, run_spark
 
         workers, threads = args.workers or 2, args.threads or 1
+        common.update(workers=workers, threads=threads, part_rows=args.part_rows, resume=args.resume)
         if args.engine == "ray":
-            summary = run_ray(args.artifact, args.input, args.output, workers=workers, threads=threads,
-                              address=args.address, **common)
+            summary = run_ray(args.artifact, args.input, args.output, address=args.address,
+                              runtime_env=_json_option("--runtime-env", args.runtime_env), **common)
         else:
-            summary = run_spark(args.artifact, args.input, args.output, workers=workers, threads=threads,
-                                master=args.master, **common)
+            summary = run_spark(args.artifact, args.input, args.output, master=args.master,
+                                conf=_conf_option(args.conf), **common)
     print(json.dumps(summary))
     return 0
+
+
+def _json_option(name: str, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name} must be a JSON object ({exc.msg}), not {text!r}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{name} must be a JSON object, not {text!r}")
+    return value
+
+
+def _conf_option(items: list[str]) -> dict[str, str]:
+    conf = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise InputError(f"--conf takes KEY=VALUE (for example spark.pyspark.python=/opt/venv/bin/python), "
+                             f"not {item!r}")
+        conf[name.strip()] = value
+    return conf
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -137,6 +137,24 @@ def test_bad_job_arguments(tiny_artifact: Path, tmp_path: Path, capsys: pytest.C
     assert main(["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o3"),
                  "--workers", "0"]) == 1
     assert "--workers must be a positive integer" in capsys.readouterr().err
+    # the cluster engines' options are checked before any engine starts
+    args = ["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o4")]
+    assert main([*args, "--engine", "ray", "--runtime-env", "[1]"]) == 1
+    assert "--runtime-env must be a JSON object, not '[1]'" in capsys.readouterr().err
+    assert main([*args, "--engine", "ray", "--runtime-env", "{pip"]) == 1
+    assert "--runtime-env must be a JSON object (" in capsys.readouterr().err
+    assert main([*args, "--engine", "spark", "--conf", "spark.executor.memory"]) == 1
+    assert "--conf takes KEY=VALUE" in capsys.readouterr().err
+    assert main(["batch", str(tiny_artifact), "s3://bucket/in.txt", "-o", str(tmp_path / "o5")]) == 1
+    assert "the local engine reads and writes this machine's files" in capsys.readouterr().err
+    assert not any(p.name.startswith("o") for p in tmp_path.iterdir())
+
+
+def test_local_engine_takes_file_uris(tiny_artifact: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text(GOOD[0] + "\n" + BAD[0] + "\n", encoding="utf-8")
+    assert main(["batch", str(tiny_artifact), (tmp_path / "in.txt").as_uri(), "-o", (tmp_path / "out").as_uri(),
+                 "--quiet", "--workers", "1"]) == 0
+    assert_fill_mask_rows(read_output(tmp_path / "out"), [GOOD[0], BAD[0]], tiny_artifact)
 
 
 def test_batch_predictor_is_public(tiny_artifact: Path, spm_albert: Path, heads_root: Path) -> None:
@@ -156,7 +174,7 @@ def test_ray_engine(tiny_artifact: Path, tmp_path: Path) -> None:
     from albert_onnx.batch.engines import run_ray
 
     src, texts = write_inputs(tmp_path / "in")
-    summary = run_ray(tiny_artifact, src, tmp_path / "out", workers=2, threads=1, batch_rows=4)
+    summary = run_ray(tiny_artifact, src, tmp_path / "out", workers=2, threads=1, part_rows=4)
     assert summary["rows"] == len(texts)
     assert_fill_mask_rows(read_output(tmp_path / "out"), texts, tiny_artifact)
 

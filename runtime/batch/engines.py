@@ -10,12 +10,14 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import AlbertOnnxError, ArtifactError, InputError, ProviderError
 from ..tasks.results import TaskOptions
 from .output import Destination
 from .remote import remote, remote_partition, remote_runner
@@ -24,7 +26,8 @@ from .segments import Piece, Segment, index_tasks, number_segments
 from .storage import filesystem, is_uri, list_inputs
 from .worker import artifact_files, job_settings
 
-_MARK = re.compile(r"albert-onnx worker error: ([^\n]*)")
+_MARK = re.compile(r"albert-onnx worker error: (\w+): ([^\n]*)")
+_ERRORS = {c.__name__: c for c in (ArtifactError, InputError, ProviderError)}
 
 
 def _manifest(artifact: str) -> bytes:
@@ -39,10 +42,13 @@ def _manifest(artifact: str) -> bytes:
     return data
 
 
-def _worker_error(exc: BaseException) -> InputError | None:
-    """The message a worker stopped the job with, out of the engine's wrapping exception."""
+def _worker_error(exc: BaseException) -> AlbertOnnxError | None:
+    """The error a worker stopped the job with, out of the engine's wrapping exception."""
     found = _MARK.findall(str(exc))
-    return InputError(found[-1].strip()) if found else None
+    if not found:
+        return None
+    name, message = found[-1]
+    return _ERRORS.get(name, InputError)(message.strip())
 
 
 class _Engine:
@@ -76,7 +82,7 @@ def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, outpu
     task = json.loads(manifest)["task"]["name"]
     columns = STRUCTURED.get(task, (text_column,))
     files = list_inputs(source)
-    settings = job_settings(options, precision, threads, int8_weights, columns, id_column)
+    settings = job_settings(artifact, options, precision, threads, int8_weights, columns, id_column)
     key = {"artifact_manifest_sha256": hashlib.sha256(manifest).hexdigest(), "input": source,
            "inputs": [asdict(f) for f in files], "part_rows": part_rows, **settings}
     started = time.perf_counter()
@@ -102,7 +108,7 @@ def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, outpu
         dest.commit(summary)
     except BaseException as exc:
         dest.abort()
-        clear = _worker_error(exc) if not isinstance(exc, InputError) else None
+        clear = _worker_error(exc) if not isinstance(exc, AlbertOnnxError) else None
         if clear is not None:
             raise clear from None
         raise
@@ -179,6 +185,10 @@ class _Spark(_Engine):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local Spark stays on the loopback
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
         self.owned = SparkContext._active_spark_context is None
+        python = (conf or {}).get("spark.pyspark.python")
+        saved = os.environ.get("PYSPARK_PYTHON")
+        if python and self.owned:  # PySpark's context takes the workers' Python from this variable, not the conf
+            os.environ["PYSPARK_PYTHON"] = python
         builder = SparkSession.builder.appName("albert-onnx batch")
         if not submitted:
             # local mode retries a failed task as a cluster does (a killed Python worker costs a retry)
@@ -187,14 +197,33 @@ class _Spark(_Engine):
                             "spark.python.worker.reuse": "true",
                             "spark.executorEnv.OMP_NUM_THREADS": str(threads), **(conf or {})}.items():
             builder = builder.config(name, value)
-        self.spark = builder.getOrCreate()
+        try:
+            self.spark = builder.getOrCreate()
+        finally:
+            if python and self.owned:
+                if saved is None:
+                    os.environ.pop("PYSPARK_PYTHON", None)
+                else:
+                    os.environ["PYSPARK_PYTHON"] = saved
         self.sc = self.spark.sparkContext
+        self.shipped: tempfile.TemporaryDirectory[str] | None = None
 
     def ship(self, artifact: str) -> tuple[str, Any]:
         if is_uri(artifact):
             return ("uri", artifact)
-        self.sc.addFile(artifact, recursive=True)
-        return ("spark", Path(artifact).name)
+        # an archive (addFile takes no local folder on a cluster), unpacked by every executor
+        files = artifact_files(artifact)
+        digest = hashlib.sha256()
+        for name, data in files.items():
+            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        self.shipped = tempfile.TemporaryDirectory(prefix="albert-onnx-ship-")
+        archive = Path(self.shipped.name) / f"albert-onnx-artifact-{digest.hexdigest()[:16]}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+        del files
+        self.sc.addArchive(str(archive))
+        return ("spark", archive.name)
 
     def index(self, tasks: list[tuple[Any, ...]]) -> list[list[Piece] | str]:
         rdd = self.sc.parallelize(tasks, len(tasks))
@@ -209,6 +238,8 @@ class _Spark(_Engine):
     def close(self) -> None:
         if self.owned:
             self.spark.stop()
+        if self.shipped is not None:
+            self.shipped.cleanup()
 
 
 def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, *, workers: int = 2,
@@ -217,7 +248,7 @@ def run_spark(artifact: str | Path, input_path: str | Path, output: str | Path, 
               master: str | None = None, int8_weights: str = "auto", resume: bool = False,
               conf: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a bulk job on Spark: one task per input segment, reading it from storage and writing
-    its part, one predictor per Python worker, the artifact shipped with ``addFile``.
+    its part, one predictor per Python worker, the artifact shipped with ``addArchive``.
 
     ``master`` defaults to ``local[workers]`` (or spark-submit's); ``conf`` adds Spark settings
     (``spark.pyspark.python``, ``spark.archives``, ...).

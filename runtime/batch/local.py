@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..tasks.results import TaskOptions
-from .rows import Row, count_rows, input_columns, input_files, need_pyarrow, read_rows, write_part
+from .rows import Row, check_inputs, count_rows, input_columns, input_files, need_pyarrow, read_rows, write_part
 
 JOB_FILE, DONE_FILE = "_job.json", "_SUCCESS"
 
@@ -56,11 +56,14 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
     interrupted job finishes with nothing lost and nothing doubled.
     """
     need_pyarrow()
+    artifact, input_path, output = (_local_path(str(p)) for p in (artifact, input_path, output))
     options = options or TaskOptions()
     cores = os.cpu_count() or 1
     workers = max(1, workers or max(1, cores // (threads or 1)))
     threads = threads or max(1, cores // workers)
     files = input_files(input_path)
+    columns = input_columns(artifact, text_column)
+    check_inputs(files, columns, id_column)
     out = Path(output)
     settings = {"options": asdict(options), "precision": precision, "int8_weights": int8_weights,
                 "text_column": text_column,
@@ -100,7 +103,6 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
                     errors += e
                     bar.update(done_rows + skipped)
 
-        columns = input_columns(artifact, text_column)
         for index, chunk in enumerate(_chunks(read_rows(files, text_column, id_column, columns), part_rows)):
             parts += 1
             path = out / f"part-{index:05d}.parquet"
@@ -117,6 +119,15 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
                "threads": threads}
     (out / DONE_FILE).write_text(json.dumps(summary) + "\n", encoding="utf-8")
     return summary
+
+
+def _local_path(location: str) -> str:
+    if location.startswith("file://"):
+        return location[len("file://"):]
+    if "://" in location:
+        raise InputError(f"{location}: the local engine reads and writes this machine's files; for other "
+                         "filesystems use --engine ray or --engine spark")
+    return location
 
 
 def _chunks(rows: Any, size: int) -> Any:

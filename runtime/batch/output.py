@@ -93,7 +93,12 @@ class Destination:
                 if posixpath.basename(i.path).startswith("part-") and i.path.endswith(".parquet")}
 
     def commit(self, summary: dict[str, Any]) -> None:
-        """``_SUCCESS`` with the summary, then (where renames are atomic) the folder renamed."""
+        """``_SUCCESS`` with the summary, then (where renames are atomic) the folder renamed; the
+        temporary files of workers killed while writing a part go first."""
+        pa = need_pyarrow()
+        for info in self.fs.get_file_info(pa.fs.FileSelector(self.work)):
+            if posixpath.basename(info.path).startswith(".part-") and info.path.endswith(".tmp"):
+                self.fs.delete_file(info.path)
         self._write(DONE_FILE, json.dumps(summary) + "\n")
         if self.atomic:
             self.fs.move(self.work, self.path)

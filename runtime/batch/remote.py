@@ -19,8 +19,9 @@ def remote(name: str, *bound: Any) -> Callable[..., Any]:
             import sys
 
             raise RuntimeError(
-                f"albert-onnx worker error: the workers' Python ({sys.executable} on {socket.gethostname()}) "
-                f"cannot import albert_onnx ({exc}); install it there (pip install 'albert-onnx[batch]'), or "
+                "albert-onnx worker error: InputError: the workers' Python "
+                f"({sys.executable} on {socket.gethostname()}) cannot import albert_onnx ({exc}); install it "
+                "there (pip install 'albert-onnx[batch]'), or "
                 "point the engine at a Python that has it: spark.pyspark.python / PYSPARK_PYTHON or a packed "
                 "environment in spark.archives for Spark, the cluster's Python or a runtime_env for Ray"
             ) from None

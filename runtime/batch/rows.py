@@ -151,6 +151,15 @@ def batch_rows(batches: Iterable[Any], number: int, columns: tuple[str, ...]) ->
             number += 1
 
 
+def check_inputs(files: list[Path], columns: tuple[str, ...], id_column: str) -> None:
+    """Refuse, before anything is written, input files that cannot give the task's columns."""
+    for f in files:
+        if f.suffix == ".txt":
+            check_txt(str(f), columns)
+        elif f.suffix == ".parquet":
+            parquet_columns(str(f), need_pyarrow().parquet.ParquetFile(str(f)).schema_arrow.names, columns, id_column)
+
+
 def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id",
               columns: tuple[str, ...] | None = None) -> Iterator[Row]:
     """Every row of every file, in order; row numbers count from 0 across the files. With

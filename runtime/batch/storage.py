@@ -60,12 +60,13 @@ def filesystem(location: str) -> tuple[Any, str]:
         from fsspec.core import url_to_fs
     except ImportError:
         raise InputError(f"{location}: pyarrow cannot open {scheme}:// ({arrow_error}); install fsspec and "
-                         f"{PACKAGES.get(scheme, 'the fsspec package for ' + scheme)}") from None
+                         f"{PACKAGES.get(scheme, 'its package for ' + scheme + '://')}") from None
+    need = PACKAGES.get(scheme, f"the fsspec package for {scheme}://")
     try:
         fs, path = url_to_fs(location)
-    except ImportError as exc:
-        raise InputError(f"{location}: {scheme}:// needs {PACKAGES.get(scheme, 'its fsspec package')} "
-                         f"(pip install {PACKAGES.get(scheme, '...').split()[0]}): {exc}") from None
+    except (ImportError, OSError) as exc:
+        raise InputError(f"{location}: cannot open {scheme}:// ({arrow_error}; fsspec: {exc}); "
+                         f"it needs {need}") from None
     except ValueError as exc:  # fsspec: unknown protocol
         raise InputError(f"{location}: unknown filesystem {scheme}:// ({exc}); known to fsspec: "
                          f"{sorted(fsspec.available_protocols())}") from None

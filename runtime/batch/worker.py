@@ -1,6 +1,6 @@
 """What a Ray or Spark worker runs for a bulk job: index a stretch of input, or run one segment
 (read it from storage, predict, write its Parquet part to the destination). The artifact comes
-with the task (Ray's object store, Spark's ``addFile``) or from a URI, into a local cache; its
+with the task (Ray's object store, Spark's ``addArchive``) or from a URI, into a local cache; its
 SHA-256 is checked here, where it is loaded."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import AlbertOnnxError, InputError
 from ..tasks.results import TaskOptions
 from .predictor import BatchPredictor
 from .segments import Piece, Segment, check_rows, index_range, segment_rows
@@ -56,7 +56,7 @@ def _cached(key: str, fill: Any) -> Path:
 
 def local_artifact(spec: tuple[str, Any]) -> Path:
     """The artifact of a task as a local folder. ``spec``: ``("path", folder)`` (already on
-    this machine), ``("files", {name: bytes})`` (shipped), ``("spark", name)`` (``addFile``d),
+    this machine), ``("files", {name: bytes})`` (shipped), ``("spark", name)`` (an archive Spark unpacked),
     ``("ray", [ref])`` (in Ray's object store), ``("uri", uri)`` (downloaded from any filesystem the job can read)."""
     kind, value = spec
     if kind == "path":
@@ -68,7 +68,10 @@ def local_artifact(spec: tuple[str, Any]) -> Path:
     if kind == "files":
         import hashlib
 
-        key = hashlib.sha256(value["manifest.json"]).hexdigest()[:24]
+        digest = hashlib.sha256()
+        for name, data in sorted(value.items()):  # the content, not just the manifest: a damaged copy
+            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())  # fails its own check
+        key = digest.hexdigest()[:24]
 
         def write(folder: Path) -> None:
             for name, data in value.items():
@@ -98,12 +101,14 @@ def _download(uri: str) -> Path:
             manifest = f.read()
     except (FileNotFoundError, OSError) as exc:
         raise InputError(f"{uri}: no artifact there (manifest.json: {str(exc).splitlines()[0]})") from None
-    key = hashlib.sha256(manifest).hexdigest()[:24]
+    infos = [i for i in fs.get_file_info(pa.fs.FileSelector(root, recursive=True)) if i.type == pa.fs.FileType.File]
+    digest = hashlib.sha256(manifest)
+    for info in sorted(infos, key=lambda i: i.path):  # a file replaced since the last download is fetched again
+        digest.update(f"{info.path}\0{info.size}\0{info.mtime_ns}".encode())
+    key = digest.hexdigest()[:24]
 
     def fetch(folder: Path) -> None:
-        for info in fs.get_file_info(pa.fs.FileSelector(root, recursive=True)):
-            if info.type != pa.fs.FileType.File:
-                continue
+        for info in infos:
             dest = folder / info.path[len(root) + 1:]
             dest.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(info.path) as src, open(dest, "wb") as out:
@@ -127,13 +132,17 @@ def predictor(spec: tuple[str, Any], settings: dict[str, Any]) -> BatchPredictor
            tuple(sorted((k, repr(v)) for k, v in settings.items())))
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
+        folder: Path | None = None
         try:
             folder = local_artifact(spec)
             _PREDICTORS[key] = BatchPredictor(folder, TaskOptions(**settings["options"]),
                                               precision=settings["precision"], threads=settings["threads"],
                                               int8_weights=settings["int8_weights"])
-        except InputError as exc:  # a bad artifact or settings: the job stops with this message
-            raise RuntimeError(ERROR_MARK + str(exc)) from None
+        except AlbertOnnxError as exc:  # a bad artifact or settings: the job stops with this message
+            message = str(exc)  # named by where the user has it, not by the worker's copy
+            if folder is not None and settings.get("artifact"):
+                message = message.replace(str(folder), settings["artifact"])
+            raise RuntimeError(f"{ERROR_MARK}{type(exc).__name__}: {message}") from None
     return _PREDICTORS[key]
 
 
@@ -146,17 +155,17 @@ def run_segment(spec: tuple[str, Any], settings: dict[str, Any], output: str, fo
         rows = list(segment_rows(segment, tuple(settings["columns"]), settings["id_column"]))
         check_rows(segment, len(rows))
     except InputError as exc:
-        raise RuntimeError(ERROR_MARK + str(exc)) from None
+        raise RuntimeError(f"{ERROR_MARK}InputError: {exc}") from None
     columns = batch.predict([r.id for r in rows], [r.text for r in rows], [r.error for r in rows])
     fs, _ = filesystem(output)
     write_part(fs, folder, segment.part, columns)
     return {"index": segment.index, "rows": len(rows), "errors": sum(e is not None for e in columns["error"])}
 
 
-def job_settings(options: TaskOptions, precision: str, threads: int, int8_weights: str,
+def job_settings(artifact: str, options: TaskOptions, precision: str, threads: int, int8_weights: str,
                  columns: tuple[str, ...], id_column: str) -> dict[str, Any]:
-    return {"options": asdict(options), "precision": precision, "threads": threads, "int8_weights": int8_weights,
-            "columns": list(columns), "id_column": id_column}
+    return {"artifact": artifact, "options": asdict(options), "precision": precision, "threads": threads,
+            "int8_weights": int8_weights, "columns": list(columns), "id_column": id_column}
 
 
 def run_segment_batch(spec: tuple[str, Any], settings: dict[str, Any], output: str, folder: str,
