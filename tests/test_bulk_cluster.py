@@ -158,8 +158,12 @@ def test_s3_input_artifact_and_output(engine: str, s3: str, tiny_artifact: Path,
     upload(src, f"s3://{s3}/{engine}/in")
     upload(tiny_artifact, f"s3://{s3}/{engine}/artifact")
     out = f"s3://{s3}/{engine}/out"
+    # Spark's Python workers take the executors' environment (a JVM started by an earlier test
+    # lacks these), so the settings go as spark.executorEnv, as on a cluster
+    extra = {"conf": {f"spark.executorEnv.{k}": v for k, v in os.environ.items() if k.startswith("AWS_")}}
+    kw: dict[str, Any] = extra if engine == "spark" else {}
     summary = run_engine(engine, f"s3://{s3}/{engine}/artifact", f"s3://{s3}/{engine}/in", out, workers=2,
-                         part_rows=7)
+                         part_rows=7, **kw)
     assert output_rows(out) == want and summary["rows"] == len(want)
     with pytest.raises(InputError, match="already holds a finished job"):
         run_engine(engine, tiny_artifact, f"s3://{s3}/{engine}/in", out, workers=1)
@@ -169,7 +173,8 @@ def test_s3_input_artifact_and_output(engine: str, s3: str, tiny_artifact: Path,
     with fs.open_output_stream(f"{s3}/{engine}/bad/model.onnx") as f:
         f.write(b"not the model")
     with pytest.raises(ArtifactError, match="model.onnx is 13 bytes, the manifest says"):
-        run_engine(engine, f"s3://{s3}/{engine}/bad", f"s3://{s3}/{engine}/in/b.jsonl", f"{out}-failed", workers=1)
+        run_engine(engine, f"s3://{s3}/{engine}/bad", f"s3://{s3}/{engine}/in/b.jsonl", f"{out}-failed", workers=1,
+                   **kw)
     left = fs.get_file_info(pafs.FileSelector(f"{s3}/{engine}/out-failed", allow_not_found=True, recursive=True))
     assert left == []
 
