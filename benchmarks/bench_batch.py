@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, ROOT, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
+from common import CACHE, SHARED_MODEL, base_shape_model, cached_artifact, machine, masked_texts, md_table, write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,13 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     source = SHARED_MODEL if SHARED_MODEL.is_dir() else base_shape_model(args.cache)
     art = cached_artifact(source, args.cache / f"artifact-batch-{source.name}", quantize="int8",
                           int8_min_agreement=0.0)
-    lines = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
-             if x.strip() and "[" not in x and "<" not in x]
-    texts = []
-    for n in range(args.rows):
-        line = lines[n % len(lines)][:100]
-        cut = (n * 7) % max(1, len(line))
-        texts.append(line[:cut] + "[MASK]" + line[cut:])
+    texts = masked_texts(args.rows)
     work = Path(tempfile.mkdtemp(prefix="albert-onnx-batch-"))
     src = work / "input.txt"
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")

@@ -2,13 +2,13 @@
 the Ray and Spark engines at 1 and 2 workers, with the projection to N nodes.
 
 Memory: 600 rows against 300,000 rows with 250-character ids, most of them without text (error
-rows), each job's driver in its own process (its peak RSS: ``ru_maxrss``). Speed: 10,000 texts
+rows), each job's driver in its own process (its peak RSS: ``VmHWM``). Speed: 10,000 texts
 with one mask each, the shared mini model (else the ALBERT-base shape) in int8, Parquet written;
 rows/s of the job (plan, run, commit) and of the whole run with the engine's start-up.
 
-  python benchmarks/bench_cluster.py [--rows 10000] [--skip-memory] [--skip-speed]
+  python benchmarks/bench_cluster.py [--rows 10000] [--skip-memory] [--skip-speed] [--model mini|base]
 
-Results: benchmarks/results/CLASS/cluster.{json,md}.
+Results: benchmarks/results/CLASS/cluster.{json,md} (cluster-base.* for the base shape).
 """
 
 from __future__ import annotations
@@ -23,16 +23,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, ROOT, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
+from common import CACHE, SHARED_MODEL, base_shape_model, cached_artifact, machine, masked_texts, md_table, write_report  # noqa: E402
 
+# the driver's own peak: VmHWM of its fresh address space (ru_maxrss would start from the
+# parent's size at fork, which Linux carries over exec)
 _DRIVER = """
-import json, resource, sys, time
+import json, sys, time
 from albert_onnx.batch.engines import run_ray, run_spark
 engine, artifact, src, out, kwargs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
 t = time.perf_counter()
 summary = (run_ray if engine == "ray" else run_spark)(artifact, src, out, **kwargs)
-print(json.dumps({"summary": summary, "wall_s": time.perf_counter() - t,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+print(json.dumps({"summary": summary, "wall_s": time.perf_counter() - t, "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -78,17 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--model", choices=["mini", "base"], default="mini",
+                    help="mini: the shared model (when there); base: the ALBERT-base shape, random weights")
     args = ap.parse_args(argv)
-    source = SHARED_MODEL if SHARED_MODEL.is_dir() else base_shape_model(args.cache)
+    mini = args.model == "mini" and SHARED_MODEL.is_dir()
+    source = SHARED_MODEL if mini else base_shape_model(args.cache)
     art = cached_artifact(source, args.cache / f"artifact-batch-{source.name}", quantize="int8",
                           int8_min_agreement=0.0)
-    lines = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
-             if x.strip() and "[" not in x and "<" not in x]
-    texts = []
-    for n in range(args.rows):
-        line = lines[n % len(lines)][:100]
-        cut = (n * 7) % max(1, len(line))
-        texts.append(line[:cut] + "[MASK]" + line[cut:])
+    texts = masked_texts(args.rows)
     work = Path(tempfile.mkdtemp(prefix="albert-onnx-cluster-"))
     memory: list[dict[str, Any]] = []
     speed: list[dict[str, Any]] = []
@@ -98,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 memory.append(driver_memory(engine, art, work, texts[0]))
                 print(memory[-1], flush=True)
         if not args.skip_speed:
+            part_rows = max(50, len(texts) // 20)  # 20 segments: both workers busy to the end
             src = work / "input.txt"
             src.write_text("\n".join(texts) + "\n", encoding="utf-8")
             for engine in ("ray", "spark"):
                 for workers in (1, 2):
                     out = work / f"speed-{engine}-{workers}"
-                    r = run_driver(engine, art, src, out, workers=workers, threads=1, precision="int8")
+                    r = run_driver(engine, art, src, out, workers=workers, threads=1, precision="int8",
+                                   part_rows=part_rows)
                     job_s = r["summary"]["seconds"]
                     speed.append({"engine": engine, "workers": workers, "threads": 1, "rows": len(texts),
                                   "job_s": job_s, "wall_s": round(r["wall_s"], 2),
@@ -124,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if speed:
         md.append(f"## Rows/s at 1 and 2 workers\n\n{len(texts):,} texts with one mask each, model "
                   f"`{source.name}` fill-mask int8, 1 thread a worker, Parquet written. *Job*: plan, run, "
-                  "commit; *wall*: with the engine's start-up.\n\n"
+                  "commit; *wall*: with the engine's start-up. 20 segments (`--part-rows "
+                  f"{max(50, len(texts) // 20)}`).\n\n"
                   + md_table(["engine", "workers", "job s", "rows/s (job)", "rows/s a worker", "wall s",
                               "rows/s (wall)"],
                              [[s["engine"], s["workers"], s["job_s"], s["rows_per_s_job"], s["rows_per_s_per_worker"],
                                s["wall_s"], s["rows_per_s_wall"]] for s in speed]))
-    j, m = write_report("cluster", {"machine": info, "model": source.name, "memory": memory, "speed": speed},
+    data = {"machine": info, "model": source.name, "memory": memory, "speed": speed}
+    j, m = write_report("cluster" if mini else "cluster-base", data,
                         "\n\n".join(md) + "\n")
     print(f"wrote {j} and {m}")
     return 0

@@ -50,6 +50,18 @@ def prefix_of_length(tokenizer: Any, pool: str, tokens: int) -> str:
     return pool[:lo]
 
 
+def masked_texts(rows: int) -> list[str]:
+    """``rows`` lines of the project's corpus (up to 100 characters) with one ``[MASK]`` each."""
+    lines = [x for x in (ROOT / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8").split("\n")
+             if x.strip() and "[" not in x and "<" not in x]
+    texts = []
+    for n in range(rows):
+        line = lines[n % len(lines)][:100]
+        cut = (n * 7) % max(1, len(line))
+        texts.append(line[:cut] + "[MASK]" + line[cut:])
+    return texts
+
+
 def summarize(samples_s: list[float]) -> dict[str, float]:
     return {**bench.latency_stats(samples_s), "mean_ms": statistics.fmean(samples_s) * 1e3, "n": len(samples_s)}
 

@@ -12,6 +12,9 @@ import pytest
 # Local Spark and Ray clusters of the tests stay on the loopback interface.
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Spark's Python workers: this venv's interpreter
+# Ray's one local node takes the loopback address, not the machine's outward one (Ray reads this
+# when it is imported; it means "not a multi-machine cluster")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "corpus_ja.txt"

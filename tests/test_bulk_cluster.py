@@ -275,17 +275,16 @@ def test_spark_standalone_cluster(spark_cluster: str, tiny_artifact: Path, input
     assert output_rows(str(tmp_path / "out")) == want and summary["rows"] == len(want)
 
 
-def test_spark_executor_killed_mid_job(spark_cluster: str, tiny_artifact: Path, tmp_path: Path) -> None:
-    psutil = pytest.importorskip("psutil")
+def kill_mid_job(engine: str, artifact: Path, tmp_path: Path, victims: Any, **kwargs: Any) -> int:
+    """Run a 2,000-row job of 200 parts, kill ``victims()`` (processes) once 5 parts are
+    written, and check that every row arrives once; returns the parts written at the kill."""
     src = tmp_path / "in.txt"
-    texts = (GOOD * 60)[:2000]
-    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    src.write_text("\n".join((GOOD * 60)[:2000]) + "\n", encoding="utf-8")
     result: dict[str, Any] = {}
 
     def job() -> None:
         try:
-            result["summary"] = run_engine("spark", tiny_artifact, src, str(tmp_path / "out"), master=spark_cluster,
-                                           conf=CLUSTER_CONF, part_rows=10)
+            result["summary"] = run_engine(engine, artifact, src, str(tmp_path / "out"), part_rows=10, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - reported below
             result["error"] = exc
 
@@ -295,18 +294,28 @@ def test_spark_executor_killed_mid_job(spark_cluster: str, tiny_artifact: Path, 
     deadline = time.time() + 180
     while time.time() < deadline and len(list(partial.glob("part-*.parquet"))) < 5:
         time.sleep(0.05)
-    executors = [p for p in psutil.process_iter(["cmdline"])
-                 if any("CoarseGrainedExecutorBackend" in c for c in (p.info["cmdline"] or []))]
-    assert executors, "no executor to kill"
-    for p in executors:
+    processes = victims()
+    assert processes, "nothing to kill"
+    for p in processes:
         p.kill()
     killed_at = len(list(partial.glob("part-*.parquet")))
     thread.join(300)
     assert "error" not in result, result.get("error")
-    assert killed_at < 200, "the job ended before the executor was killed"
+    assert killed_at < 200, "the job ended before the kill"
     rows = output_rows(str(tmp_path / "out"))
     assert sorted(rows, key=int) == [str(n) for n in range(2000)]
     assert result["summary"]["rows_run"] == 2000
+    return killed_at
+
+
+def test_spark_executor_killed_mid_job(spark_cluster: str, tiny_artifact: Path, tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+
+    def executors() -> list[Any]:
+        return [p for p in psutil.process_iter(["cmdline"])
+                if any("CoarseGrainedExecutorBackend" in c for c in (p.info["cmdline"] or []))]
+
+    kill_mid_job("spark", tiny_artifact, tmp_path, executors, master=spark_cluster, conf=CLUSTER_CONF)
 
 
 def test_spark_workers_without_albert_onnx(spark_cluster: str, tiny_artifact: Path, tmp_path: Path) -> None:
@@ -330,33 +339,12 @@ def test_spark_workers_without_albert_onnx(spark_cluster: str, tiny_artifact: Pa
 def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     psutil = pytest.importorskip("psutil")
-    src = tmp_path / "in.txt"
-    texts = (GOOD * 60)[:2000]
-    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    result: dict[str, Any] = {}
 
-    def job() -> None:
-        try:
-            result["summary"] = run_engine("ray", tiny_artifact, src, str(tmp_path / "out"), workers=2,
-                                           part_rows=10)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            result["error"] = exc
+    def one_actor() -> list[Any]:
+        actors = [p for p in psutil.process_iter(["cmdline"]) if "SegmentRunner" in " ".join(p.info["cmdline"] or [])]
+        return actors[:1]
 
-    thread = threading.Thread(target=job)
-    thread.start()
-    partial = tmp_path / ".out.partial"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(partial.glob("part-*.parquet"))) < 5:
-        time.sleep(0.05)
-    actors = [p for p in psutil.process_iter(["cmdline"]) if "SegmentRunner" in " ".join(p.info["cmdline"] or [])]
-    assert actors, "no actor to kill"
-    actors[0].kill()
-    killed_at = len(list(partial.glob("part-*.parquet")))
-    thread.join(300)
-    assert "error" not in result, result.get("error")
-    assert killed_at < 200, "the job ended before the actor was killed"
-    rows = output_rows(str(tmp_path / "out"))
-    assert sorted(rows, key=int) == [str(n) for n in range(2000)]
+    kill_mid_job("ray", tiny_artifact, tmp_path, one_actor, workers=2)
 
 
 # --- the driver's memory ----------------------------------------------------------------------------
@@ -364,7 +352,7 @@ def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_driver_memory_does_not_grow_with_the_input(engine: str, tiny_artifact: Path, tmp_path: Path) -> None:
     """300,000 rows with 250-character ids (most without text) against 600: the driver's peak RSS
-    (its own process, ru_maxrss) grows by at most 30 MB."""
+    (its own process, VmHWM) grows by at most 30 MB."""
     pytest.importorskip(engine if engine == "ray" else "pyspark")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_cluster import driver_memory

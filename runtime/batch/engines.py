@@ -117,6 +117,9 @@ def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, outpu
 
 class _Ray(_Engine):
     def __init__(self, workers: int, threads: int, address: str | None, runtime_env: dict[str, Any] | None) -> None:
+        if address is None and "ray" not in sys.modules:
+            # a local Ray on the loopback: Ray otherwise gives its one node the machine's outward address
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError:
@@ -231,7 +234,7 @@ class _Spark(_Engine):
 
     def run(self, segments: list[Segment], spec: tuple[str, Any], settings: dict[str, Any], output: str,
             folder: str) -> list[dict[str, int]]:
-        rdd = self.sc.parallelize([(s,) for s in segments], len(segments))
+        rdd = self.sc.parallelize([(asdict(s),) for s in segments], len(segments))
         return list(rdd.mapPartitions(remote_partition("run_segment", spec, settings, output, folder))
                     .collect())
 

@@ -1,6 +1,7 @@
-"""The functions a bulk job sends to Ray and Spark workers. They are built inside a function, so
-the engines pickle them by value: a worker whose Python lacks albert_onnx runs them and says
-what to install, instead of failing to unpickle with a bare ``ModuleNotFoundError``."""
+"""The functions a bulk job sends to Ray and Spark workers. They are built inside a function,
+so the engines serialize them by value (code and all): a worker whose Python lacks albert_onnx
+runs them and says what to install, instead of failing to load them with a bare
+``ModuleNotFoundError``."""
 
 from __future__ import annotations
 

@@ -147,9 +147,11 @@ def predictor(spec: tuple[str, Any], settings: dict[str, Any]) -> BatchPredictor
 
 
 def run_segment(spec: tuple[str, Any], settings: dict[str, Any], output: str, folder: str,
-                segment: Segment) -> dict[str, int]:
-    """Run one segment and write its part into ``folder`` of ``output``'s filesystem; returns
-    the part's index, rows and error rows."""
+                segment: Segment | dict[str, Any]) -> dict[str, int]:
+    """Run one segment (sent as a dict: plain data loads anywhere) and write its part into
+    ``folder`` of ``output``'s filesystem; returns the part's index, rows and error rows."""
+    if isinstance(segment, dict):
+        segment = Segment(**segment)
     batch = predictor(spec, settings)
     try:
         rows = list(segment_rows(segment, tuple(settings["columns"]), settings["id_column"]))

@@ -42,12 +42,14 @@ class ModelWorker:
     """Runs ``predictor(inputs, **parameters)`` on one thread, in arrival order.
 
     With ``merge`` (float precisions), requests of a mergeable task with the same parameters
-    that arrive within ``max_wait_s`` of each other run as one list of at most
-    ``max_batch_size`` inputs, each request getting its own entries back.
+    that queued while the model ran (and, with ``max_wait_s``, that arrive within it) run as
+    one list of at most ``max_batch_size`` inputs, each request getting its own entries back.
+    The default waits for nobody: a lone request runs at once, and under load the requests
+    that queue during one run form the next (continuous batching).
     """
 
     def __init__(self, predictor: Any, task: str, *, max_queue: int, max_batch_size: int, merge: bool,
-                 max_wait_s: float = 0.002, on_batch: Any = None) -> None:
+                 max_wait_s: float = 0.0, on_batch: Any = None) -> None:
         self.predictor = predictor
         self.merge = merge and task in MERGEABLE
         self.max_batch_size = max_batch_size
@@ -93,6 +95,9 @@ class ModelWorker:
             return self._held.popleft()
         return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
 
+    def _next_now(self) -> Job | None:
+        return self._held.popleft() if self._held else self._queue.get_nowait()
+
     def _loop(self) -> None:
         while True:
             job = self._next()
@@ -104,10 +109,8 @@ class ModelWorker:
                 size = job.count
                 while size < self.max_batch_size:
                     left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
                     try:
-                        other = self._next(left)
+                        other = self._next(left) if left > 0 else self._next_now()
                     except queue.Empty:
                         break
                     if other is None:
