@@ -308,6 +308,25 @@ def kill_mid_job(engine: str, artifact: Path, tmp_path: Path, victims: Any, **kw
     return killed_at
 
 
+def test_spark_submit_on_the_standalone_cluster(spark_cluster: str, tiny_artifact: Path, inputs: tuple[Path, Any],
+                                                tmp_path: Path) -> None:
+    """The job as users submit it: spark-submit sets the master, run_spark takes it."""
+    import pyspark
+
+    src, want = inputs
+    job = tmp_path / "job.py"
+    job.write_text("import json, sys\nfrom albert_onnx.batch.engines import run_spark\n"
+                   "print(json.dumps(run_spark(sys.argv[1], sys.argv[2], sys.argv[3], part_rows=7)))\n")
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    conf = [x for k, v in CLUSTER_CONF.items() for x in ("--conf", f"{k}={v}")]
+    proc = subprocess.run([str(submit), "--master", spark_cluster, *conf, str(job), str(tiny_artifact), str(src),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["rows"] == len(want)
+    assert output_rows(str(tmp_path / "out")) == want
+
+
 def test_spark_executor_killed_mid_job(spark_cluster: str, tiny_artifact: Path, tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
 
@@ -336,6 +355,38 @@ def test_spark_workers_without_albert_onnx(spark_cluster: str, tiny_artifact: Pa
 
 # --- Ray: an actor killed mid-job ------------------------------------------------------------------
 
+@pytest.fixture()
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Ray head started with ``ray start`` on 127.0.0.1 (3 CPUs) for one test (one Ray node on
+    this machine at a time); yields its address, which the job joins as ``--address`` does."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    port = _free_port()
+    # loopback only, and no token: the driver's Ray connects without one (a test-only cluster)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    temp = tmp_path_factory.mktemp("ray-head")
+    start = subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                            "--num-cpus", "3", "--include-dashboard", "false", "--disable-usage-stats",
+                            "--temp-dir", str(temp)], env=env, capture_output=True, text=True, timeout=180)
+    if start.returncode != 0:
+        pytest.fail("ray start failed: " + start.stderr[-2000:])
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_ray_on_a_started_cluster(ray_cluster: str, tiny_artifact: Path, inputs: tuple[Path, Any],
+                                  tmp_path: Path) -> None:
+    src, want = inputs
+    summary = run_engine("ray", tiny_artifact, src, str(tmp_path / "out"), workers=2, part_rows=7,
+                         address=ray_cluster)
+    assert output_rows(str(tmp_path / "out")) == want and summary["rows"] == len(want)
+    import ray
+
+    assert not ray.is_initialized()  # the job left the cluster, which still runs
+
+
 def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     psutil = pytest.importorskip("psutil")
@@ -345,6 +396,20 @@ def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
         return actors[:1]
 
     kill_mid_job("ray", tiny_artifact, tmp_path, one_actor, workers=2)
+
+
+def test_ray_workers_without_albert_onnx(tiny_artifact: Path, tmp_path: Path) -> None:
+    """Ray workers that cannot import the package (their PYTHONPATH, through the job's
+    runtime_env, puts first an albert_onnx that is not there): one clear error, nothing written."""
+    pytest.importorskip("ray")
+    shadow = tmp_path / "shadow" / "albert_onnx"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'albert_onnx'\")\n")
+    (tmp_path / "in.txt").write_text(GOOD[0] + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"cannot import albert_onnx.*pip install 'albert-onnx\[batch\]'"):
+        run_engine("ray", tiny_artifact, tmp_path / "in.txt", str(tmp_path / "out"), workers=1,
+                   runtime_env={"env_vars": {"PYTHONPATH": str(shadow.parent)}})
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
 
 
 # --- the driver's memory ----------------------------------------------------------------------------
