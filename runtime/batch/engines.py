@@ -24,7 +24,7 @@ from .remote import remote, remote_partition, remote_runner
 from .rows import STRUCTURED
 from .segments import Piece, Segment, index_tasks, number_segments
 from .storage import filesystem, is_uri, list_inputs
-from .worker import artifact_files, job_settings
+from .worker import artifact_files, content_key, job_settings
 
 _MARK = re.compile(r"albert-onnx worker error: (\w+): ([^\n]*)")
 _ERRORS = {c.__name__: c for c in (ArtifactError, InputError, ProviderError)}
@@ -83,8 +83,10 @@ def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, outpu
     columns = STRUCTURED.get(task, (text_column,))
     files = list_inputs(source)
     settings = job_settings(artifact, options, precision, threads, int8_weights, columns, id_column)
+    # what makes two runs the same job (where the artifact lies and the threads do not change a row)
+    same = {k: v for k, v in settings.items() if k not in ("artifact", "threads")}
     key = {"artifact_manifest_sha256": hashlib.sha256(manifest).hexdigest(), "input": source,
-           "inputs": [asdict(f) for f in files], "part_rows": part_rows, **settings}
+           "inputs": [asdict(f) for f in files], "part_rows": part_rows, **same}
     started = time.perf_counter()
     dest = Destination(out, key, resume)
     try:
@@ -216,11 +218,8 @@ class _Spark(_Engine):
             return ("uri", artifact)
         # an archive (addFile takes no local folder on a cluster), unpacked by every executor
         files = artifact_files(artifact)
-        digest = hashlib.sha256()
-        for name, data in files.items():
-            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
         self.shipped = tempfile.TemporaryDirectory(prefix="albert-onnx-ship-")
-        archive = Path(self.shipped.name) / f"albert-onnx-artifact-{digest.hexdigest()[:16]}.zip"
+        archive = Path(self.shipped.name) / f"albert-onnx-artifact-{content_key(files)}.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
             for name, data in files.items():
                 z.writestr(name, data)

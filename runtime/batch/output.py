@@ -47,9 +47,8 @@ class Destination:
             if info.type == pa.fs.FileType.File:
                 raise InputError(f"{location} is a file; the output is a folder")
         previous = self._previous_key()
-        if previous is None and self._has_files():
-            if not self.atomic:
-                raise InputError(f"{location} is not empty and is not a bulk job's output; choose another folder")
+        if previous is None and not self.atomic and self._has_files():  # (a hidden .partial is always ours)
+            raise InputError(f"{location} is not empty and is not a bulk job's output; choose another folder")
         keep = resume and previous == key
         if resume and previous is not None and previous != key:
             raise InputError(f"{location}: the unfinished job there is another job (other artifact, input or "

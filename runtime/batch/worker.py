@@ -5,6 +5,7 @@ SHA-256 is checked here, where it is loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -34,6 +35,14 @@ def artifact_files(folder: str | Path) -> dict[str, bytes]:
         raise InputError(f"{folder}: not an artifact (no manifest.json); expected a folder written by "
                          "albert-onnx export")
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def content_key(files: dict[str, bytes]) -> str:
+    """A short digest of an artifact's files: names and contents."""
+    digest = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:24]
 
 
 def _cached(key: str, fill: Any) -> Path:
@@ -66,12 +75,7 @@ def local_artifact(spec: tuple[str, Any]) -> Path:
 
         return Path(SparkFiles.get(value))
     if kind == "files":
-        import hashlib
-
-        digest = hashlib.sha256()
-        for name, data in sorted(value.items()):  # the content, not just the manifest: a damaged copy
-            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())  # fails its own check
-        key = digest.hexdigest()[:24]
+        key = content_key(value)  # the content, not just the manifest: a damaged copy fails its own check
 
         def write(folder: Path) -> None:
             for name, data in value.items():
@@ -89,8 +93,6 @@ def local_artifact(spec: tuple[str, Any]) -> Path:
 
 
 def _download(uri: str) -> Path:
-    import hashlib
-
     from .rows import need_pyarrow
 
     pa = need_pyarrow()
