@@ -129,16 +129,15 @@ class _Ray(_Engine):
         self.ray, self.workers, self.threads = ray, workers, threads
         self.owned = not ray.is_initialized()
         if self.owned:
-            # a local Ray stays on the loopback and gets a CPU beyond the actors' for Ray Data's own tasks
+            # a local Ray gets a CPU beyond the actors' for the index tasks and the driver
             local = {} if address else {"num_cpus": workers * threads + 1, "_node_ip_address": "127.0.0.1"}
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      runtime_env=runtime_env, **local)  # type: ignore[arg-type]
-        ray.data.DataContext.get_current().enable_progress_bars = False
 
     def ship(self, artifact: str) -> tuple[str, Any]:
         if is_uri(artifact):
             return ("uri", artifact)
-        return ("ray", [self.ray.put(artifact_files(artifact))])  # a list: the workers ray.get it
+        return ("files", self.ray.put(artifact_files(artifact)))  # the actors get the files themselves
 
     def index(self, tasks: list[tuple[Any, ...]]) -> list[list[Piece] | str]:
         fn = self.ray.remote(num_cpus=1, max_retries=3)(remote("index"))
@@ -146,11 +145,16 @@ class _Ray(_Engine):
 
     def run(self, segments: list[Segment], spec: tuple[str, Any], settings: dict[str, Any], output: str,
             folder: str) -> list[dict[str, int]]:
-        ray = self.ray
-        ds = ray.data.from_items([asdict(s) for s in segments], override_num_blocks=len(segments))
-        ds = ds.map_batches(remote_runner(spec, settings, output, folder), batch_size=1, batch_format="numpy",
-                            num_cpus=self.threads, compute=ray.data.ActorPoolStrategy(size=self.workers))
-        return [{k: int(v) for k, v in row.items()} for row in ds.take_all()]
+        # a pool of actors, one predictor each; an actor that dies is restarted and its segment
+        # run again (Ray's own retries), an error in a segment stops the job
+        runner: Any = self.ray.remote(num_cpus=self.threads, max_restarts=-1, max_task_retries=-1)(remote_runner())
+        actors = [runner.remote(*spec, settings, output, folder) for _ in range(min(self.workers, len(segments)))]
+        pool = self.ray.util.ActorPool(actors)
+        try:
+            return list(pool.map_unordered(lambda actor, segment: actor.run.remote(asdict(segment)), segments))
+        finally:
+            for actor in actors:
+                self.ray.kill(actor)
 
     def close(self) -> None:
         if self.owned:

@@ -42,12 +42,16 @@ def remote_partition(name: str, *bound: Any) -> Callable[[Iterable[Any]], Iterat
     return partition
 
 
-def remote_runner(*bound: Any) -> type:
-    """A Ray Data callable class: runs each segment of a batch with ``worker.run_segment``."""
-    run = remote("run_segment_batch", *bound)
+def remote_runner() -> type:
+    """A Ray actor class: built with the job's bound arguments, it runs one segment a call
+    with ``worker.run_segment``."""
 
     class SegmentRunner:
-        def __call__(self, batch: Any) -> Any:
-            return run(batch)
+        def __init__(self, kind: str, artifact: Any, *bound: Any) -> None:
+            # the artifact is a top-level argument: Ray hands over its value, from the object store
+            self.call = remote("run_segment", (kind, artifact), *bound)
+
+        def run(self, segment: dict[str, Any]) -> Any:
+            return self.call(segment)
 
     return SegmentRunner

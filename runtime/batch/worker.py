@@ -65,8 +65,9 @@ def _cached(key: str, fill: Any) -> Path:
 
 def local_artifact(spec: tuple[str, Any]) -> Path:
     """The artifact of a task as a local folder. ``spec``: ``("path", folder)`` (already on
-    this machine), ``("files", {name: bytes})`` (shipped), ``("spark", name)`` (an archive Spark unpacked),
-    ``("ray", [ref])`` (in Ray's object store), ``("uri", uri)`` (downloaded from any filesystem the job can read)."""
+    this machine), ``("files", {name: bytes})`` (shipped, as Ray's object store hands them
+    over), ``("spark", name)`` (an archive Spark unpacked), ``("uri", uri)`` (downloaded from any
+    filesystem the job can read)."""
     kind, value = spec
     if kind == "path":
         return Path(value)
@@ -85,10 +86,6 @@ def local_artifact(spec: tuple[str, Any]) -> Path:
         return _cached(key, write)
     if kind == "uri":
         return _download(value)
-    if kind == "ray":  # shipped through Ray's object store
-        import ray
-
-        return local_artifact(("files", ray.get(value[0])))
     raise ValueError(f"unknown artifact spec {kind!r}")
 
 
@@ -130,7 +127,8 @@ def index(source: str, path: str, lo: int, hi: int, columns: tuple[str, ...], id
 
 def predictor(spec: tuple[str, Any], settings: dict[str, Any]) -> BatchPredictor:
     """This worker process's predictor for a job: built once, kept for the job's next segments."""
-    key = (spec[0], repr(spec[1]),
+    kind, value = spec  # the shipped files are known by their manifest (which holds every file's SHA-256)
+    key = (kind, hashlib.sha256(value["manifest.json"]).hexdigest() if kind == "files" else repr(value),
            tuple(sorted((k, repr(v)) for k, v in settings.items())))
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
@@ -170,16 +168,3 @@ def job_settings(artifact: str, options: TaskOptions, precision: str, threads: i
                  columns: tuple[str, ...], id_column: str) -> dict[str, Any]:
     return {"artifact": artifact, "options": asdict(options), "precision": precision, "threads": threads,
             "int8_weights": int8_weights, "columns": list(columns), "id_column": id_column}
-
-
-def run_segment_batch(spec: tuple[str, Any], settings: dict[str, Any], output: str, folder: str,
-                      batch: dict[str, Any]) -> dict[str, list[int]]:
-    """Ray Data's form of :func:`run_segment`: a batch of segment rows in, their counts out."""
-    fields = list(Segment.__dataclass_fields__)
-    done: dict[str, list[int]] = {"index": [], "rows": [], "errors": []}
-    for k in range(len(batch["index"])):
-        values = {name: batch[name][k] for name in fields}
-        segment = Segment(**{name: v.item() if hasattr(v, "item") else v for name, v in values.items()})
-        for name, value in run_segment(spec, settings, output, folder, segment).items():
-            done[name].append(value)
-    return done
