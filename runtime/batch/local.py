@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..tasks.results import TaskOptions
-from .rows import Row, check_inputs, count_rows, input_columns, input_files, need_pyarrow, read_rows, write_part
+from .rows import Row, check_inputs, count_rows, input_columns, input_files, need_pyarrow, read_rows
+from .storage import write_part
 
 JOB_FILE, DONE_FILE = "_job.json", "_SUCCESS"
 
@@ -34,7 +35,7 @@ def _init_worker(artifact: str, options: dict[str, Any], precision: str, provide
 
 def _run_part(path: str, rows: list[tuple[str, str | None, str | None]]) -> tuple[int, int]:
     columns = _worker.predict([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    write_part(Path(path), columns)
+    write_part(need_pyarrow().fs.LocalFileSystem(), str(Path(path).parent), Path(path).name, columns)
     return len(rows), sum(e is not None for e in columns["error"])
 
 

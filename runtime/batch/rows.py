@@ -1,10 +1,10 @@
-"""Reading a bulk job's input (.txt, .jsonl, .parquet files, or a folder of them) into rows,
-and writing output parts as Parquet, atomically. Parquet needs pyarrow (``[batch]`` extra)."""
+"""Reading a bulk job's input (.txt, .jsonl, .parquet files, or a folder of them) into rows: the
+one reader of every engine (the cluster engines run it on segments). Parquet needs pyarrow
+(``[batch]`` extra)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,12 +181,3 @@ def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id
             for row in batch_rows(pq.iter_batches(columns=read, batch_size=4096), number, columns):
                 yield row
                 number += 1
-
-
-def write_part(path: Path, columns: dict[str, list[Any]]) -> None:
-    """Write one output part atomically: a hidden temporary file, then a rename."""
-    pa = need_pyarrow()
-    table = pa.table({name: pa.array(columns[name], type=pa.string()) for name in OUTPUT_COLUMNS})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pa.parquet.write_table(table, str(tmp))
-    os.replace(tmp, path)
