@@ -21,7 +21,7 @@ from ..errors import AlbertOnnxError, ArtifactError, InputError, ProviderError
 from ..tasks.results import TaskOptions
 from .output import Destination
 from .remote import remote, remote_partition, remote_runner
-from .rows import STRUCTURED
+from .rows import task_columns
 from .segments import Piece, Segment, index_tasks, number_segments
 from .storage import filesystem, is_uri, list_inputs
 from .worker import artifact_files, content_key, job_settings
@@ -80,7 +80,7 @@ def run_job(engine: _Engine, artifact: str | Path, input_path: str | Path, outpu
         artifact = str(Path(artifact).resolve())
     manifest = _manifest(artifact)
     task = json.loads(manifest)["task"]["name"]
-    columns = STRUCTURED.get(task, (text_column,))
+    columns = task_columns(task, text_column)
     files = list_inputs(source)
     settings = job_settings(artifact, options, precision, threads, int8_weights, columns, id_column)
     # what makes two runs the same job (where the artifact lies and the threads do not change a row)

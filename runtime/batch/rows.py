@@ -18,12 +18,17 @@ OUTPUT_COLUMNS = ("id", "text", "result", "error")
 STRUCTURED = {"question-answering": ("question", "context"), "multiple-choice": ("question", "choices")}
 
 
-def input_columns(artifact: str | Path, text_column: str) -> tuple[str, ...]:
-    """The input columns a job on ``artifact`` reads: ``question``/``context`` (question
+def task_columns(task: str, text_column: str) -> tuple[str, ...]:
+    """The input columns a job of ``task`` reads: ``question``/``context`` (question
     answering), ``question``/``choices`` (multiple choice), else the text column."""
+    return STRUCTURED.get(task, (text_column,))
+
+
+def input_columns(artifact: str | Path, text_column: str) -> tuple[str, ...]:
+    """The input columns a job on the artifact folder ``artifact`` reads (see :func:`task_columns`)."""
     from ..artifact import load_artifact
 
-    return STRUCTURED.get(load_artifact(artifact, verify=False).task["name"], (text_column,))
+    return task_columns(load_artifact(artifact, verify=False).task["name"], text_column)
 
 
 @dataclass(frozen=True)
