@@ -124,26 +124,26 @@ class ModelWorker:
             self._run(batch)
 
     def _run(self, batch: list[Job]) -> None:
-        if self.on_batch is not None:
-            self.on_batch(sum(j.count for j in batch), sum(self._tokens(j.inputs) for j in batch))
         if len(batch) == 1:
             job = batch[0]
             try:
                 job.future.set_result((job.fn or self.predictor)(job.inputs, **job.parameters))
             except BaseException as exc:  # handed to the request that caused it
                 job.future.set_exception(exc)
-            return
-        flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
-        try:
-            results = self.predictor(flat, **batch[0].parameters)
-        except BaseException:  # some request is bad: run them one by one so each gets its own answer
+        else:
+            flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
+            try:
+                results = self.predictor(flat, **batch[0].parameters)
+            except BaseException:  # some request is bad: run them one by one so each gets its own answer
+                for job in batch:
+                    self._run([job])
+                return
+            at = 0
             for job in batch:
-                self._run([job])
-            return
-        at = 0
-        for job in batch:
-            part = results[at : at + job.count]
-            at += job.count
-            if isinstance(results, np.ndarray):
-                part = np.asarray(part)
-            job.future.set_result(part if isinstance(job.inputs, list) else part[0])
+                part = results[at : at + job.count]
+                at += job.count
+                if isinstance(results, np.ndarray):
+                    part = np.asarray(part)
+                job.future.set_result(part if isinstance(job.inputs, list) else part[0])
+        if self.on_batch is not None:  # counted once the answers are out: metrics never delay one
+            self.on_batch(sum(j.count for j in batch), sum(self._tokens(j.inputs) for j in batch))
