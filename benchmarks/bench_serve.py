@@ -2,13 +2,17 @@
 
 A closed-loop load generator in a process of its own: C keep-alive connections, each sending
 its next request when the previous answer arrives, for a bounded time and count; requests/s,
-p50 and p99 latency at concurrency 1, 8 and 32. Models: text classification on the shared -cls
-model (when ../shared exists) and on the ALBERT-base shape with a random 3-label head;
-albert-onnx int8 and fp32 against the peer (PyTorch fp32, benchmarks/peer_server.py), all with 2
-threads. Also: the server's overhead over the in-process predictor at concurrency 1, and each
-serving process's peak RSS against an in-process predictor's.
+p50 and p99 latency at concurrency 1, 8 and 32. The generator is wrk (C, one epoll thread;
+`apt-get install wrk`) where it is installed, else a Python one (http.client, a thread per
+connection), which spends more of the 2 cores itself; the report says which ran.
 
-  python benchmarks/bench_serve.py              # about 5 minutes on 2 cores
+Models: text classification on the shared -cls model (when ../shared exists) and on the
+ALBERT-base shape with a random 3-label head; albert-onnx int8 and fp32 against the peer
+(PyTorch fp32, benchmarks/peer_server.py), all with 2 threads. Also: the server's overhead over
+the in-process predictor at concurrency 1 (40 rounds in turns against one warm in-process
+predictor), and each serving process's peak RSS against an in-process predictor's.
+
+  python benchmarks/bench_serve.py              # about 12 minutes on 2 cores
 
 Results: benchmarks/results/CLASS/serve.{json,md}.
 """
@@ -18,10 +22,12 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -112,29 +118,88 @@ import json, statistics, sys, time
 from albert_onnx import pipeline
 p = pipeline(sys.argv[1], precision=sys.argv[2], threads=2)
 for _ in range(20): p(sys.argv[3])
-ts = []
-for _ in range(300):
-    t = time.perf_counter(); p(sys.argv[3]); ts.append(time.perf_counter() - t)
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-print(json.dumps({"median_ms": statistics.median(ts) * 1e3, "peak_rss_mb": int(hwm.split()[1]) / 1024}))
+for line in sys.stdin:  # one round per line: the median of 50 calls
+    ts = []
+    for _ in range(50):
+        t = time.perf_counter(); p(sys.argv[3]); ts.append(time.perf_counter() - t)
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+    print(json.dumps({"median_ms": statistics.median(ts) * 1e3, "peak_rss_mb": int(hwm.split()[1]) / 1024}), flush=True)
+"""
+
+# wrk's script: POST the body, stop after `limit` answers, print one JSON line (latencies are in us)
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+local limit, count = %d, 0
+response = function(status, headers, body)
+  count = count + 1
+  if count >= limit then wrk.thread:stop() end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %%d, "errors": %%d, "seconds": %%.6f, "p50_ms": %%.4f, "p99_ms": %%.4f}\\n',
+    summary.requests, e.status + e.connect + e.read + e.write + e.timeout, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
+end
 """
 
 
+def load_wrk(port: int, concurrency: int, seconds: float, limit: int = 200_000) -> dict[str, Any]:
+    body = json.dumps({"inputs": TEXT})  # ASCII escapes: the Lua string holds no multi-byte text
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_LUA % (body, limit))
+    try:
+        res = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+                              "-s", f.name, f"http://127.0.0.1:{port}/predict"],
+                             capture_output=True, text=True, check=True, timeout=seconds + 60)
+    finally:
+        Path(f.name).unlink()
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if out["requests"] >= limit:  # wrk still reports the whole duration: the rate would be wrong
+        raise RuntimeError(f"wrk hit its bound of {limit} requests within {seconds} s; run fewer seconds")
+    ok = out["requests"] - out["errors"]
+    return {"concurrency": concurrency, "requests": ok, "errors": out["errors"], "seconds": out["seconds"],
+            "requests_per_s": ok / out["seconds"], "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"]}
+
+
+GENERATOR = "wrk" if shutil.which("wrk") else "python"
+
+
 def load(port: int, concurrency: int, seconds: float) -> dict[str, Any]:
+    if GENERATOR == "wrk":
+        return load_wrk(port, concurrency, seconds)
     res = subprocess.run([sys.executable, str(HERE), "--generate", str(port), str(concurrency), str(seconds)],
                          capture_output=True, text=True, check=True)
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
-def overhead(port: int, in_process: list[str], rounds: int = 3) -> dict[str, Any]:
-    """Served p50 at concurrency 1 against the in-process median, measured in turns (this machine's
-    speed drifts by 20 % and more between minutes): the median of the rounds' differences."""
+def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, Any]:
+    """Served p50 at concurrency 1 against the in-process median of one warm in-process
+    predictor. This machine's speed drifts by 20 % and more between minutes, so each round is
+    in-process, served, in-process again (50 calls, 1 s, 50 calls): its overhead is the served p50
+    minus the mean of the two in-process medians around it; the result is the rounds' median."""
     rounds_out = []
-    for _ in range(rounds):
-        inproc = json.loads(subprocess.run(in_process, capture_output=True, text=True, check=True).stdout.strip())
-        served = load(port, 1, 3.0)
-        rounds_out.append({"in_process_ms": inproc["median_ms"], "served_p50_ms": served["p50_ms"],
-                           "overhead_ms": served["p50_ms"] - inproc["median_ms"], "peak_rss_mb": inproc["peak_rss_mb"]})
+    proc = subprocess.Popen(in_process, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def in_process_round() -> dict[str, float]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("round\n")
+        proc.stdin.flush()
+        return dict(json.loads(proc.stdout.readline()))
+
+    try:
+        for _ in range(rounds):
+            before = in_process_round()
+            served = load(port, 1, 1.0)
+            after = in_process_round()
+            inproc = (before["median_ms"] + after["median_ms"]) / 2
+            rounds_out.append({"in_process_ms": inproc, "served_p50_ms": served["p50_ms"],
+                               "overhead_ms": served["p50_ms"] - inproc, "peak_rss_mb": after["peak_rss_mb"]})
+    finally:
+        proc.kill()
+        proc.wait()
     return {"rounds": rounds_out, "overhead_ms": statistics.median(r["overhead_ms"] for r in rounds_out),
             "in_process_ms": statistics.median(r["in_process_ms"] for r in rounds_out),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds_out)}
@@ -217,16 +282,17 @@ def main(argv: list[str] | None = None) -> int:
                            f"{row['requests_per_s'] / prow['requests_per_s']:.1f}x",
                            f"{row['p99_ms']:.1f} vs {prow['p99_ms']:.1f}"])
     md = (f"# albert-onnx serve under load ({info['date']})\n\n{info['cpu']}, CPU class **{info['cpu_class']}**, "
-          f"2 threads per server, load generator in its own process on the same 2 cores, {args.seconds:g} s per "
-          f"level; text classification of `{TEXT}`.\n\n"
+          f"2 threads per server, load generator ({GENERATOR}) in its own process on the same 2 cores, "
+          f"{args.seconds:g} s per level; text classification of `{TEXT}`.\n\n"
           + md_table(["model", "server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"], rows)
           + "\n## Against the FastAPI + transformers server\n\n"
           + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
           + "\n## Overhead over the in-process predictor (concurrency 1) and memory\n\n"
-          + "Served p50 at concurrency 1 minus the in-process median, measured in turns, three rounds:\n\n"
+          + "Served p50 at concurrency 1 minus the in-process median, 40 rounds against one warm in-process "
+          "predictor, each in-process (50 calls), served (1 s), in-process again; the median of the rounds:\n\n"
           + md_table(["model", "server", "in-process ms", "overhead per round ms", "overhead ms (median)",
                       "in-process RSS MB", "server RSS MB", "RSS ratio"], extra))
-    j, m = write_report("serve", {"machine": info, "text": TEXT, "results": results}, md)
+    j, m = write_report("serve", {"machine": info, "generator": GENERATOR, "text": TEXT, "results": results}, md)
     print(md)
     print(f"wrote {j} and {m}")
     return 0
