@@ -24,7 +24,7 @@ from albert_onnx import pipeline
 
 from .conftest import head_artifact
 
-pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
 pytest.importorskip("uvicorn")
 
 TEXTS = ["吾輩は[MASK]である。", "大学で[MASK]の研究をしています", "[MASK]は猫"]
@@ -168,6 +168,17 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
         got_status, got, _ = server.call("POST", path, body, raw=raw, headers=headers)
         assert got_status == status and message in got["error"], (body, raw, got_status, got)
         assert "Traceback" not in json.dumps(got) and str(tiny_artifact) not in json.dumps(got)
+    status, got, _ = server.call("GET", "/nowhere", headers=auth)
+    assert status == 404 and "no route /nowhere; routes: ['/embed', '/health'" in got["error"]
+    status, got, headers = server.call("GET", "/predict", headers=auth)
+    assert status == 405 and "/predict takes POST, not GET" in got["error"] and headers["allow"] == "POST"
+    status, got, headers = server.call("POST", "/info", {}, headers=auth)
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("HEAD", "/health")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == b"" and resp.getheader("content-length") == str(len('{"status":"ok"}'))
+    conn.close()
     assert server.call("GET", "/health")[0] == 200  # open without the key
     assert server.call("GET", "/info")[0] == 401
     status, text, _ = server.call("GET", "/metrics", headers=auth)

@@ -1,5 +1,5 @@
-"""``albert-onnx serve``: an HTTP server for an artifact (the ``[serve]`` extra: Starlette and
-Uvicorn). Nothing here is imported by the light install."""
+"""``albert-onnx serve``: an HTTP server for an artifact (the ``[serve]`` extra: Uvicorn with
+httptools and uvloop). Nothing here is imported by the light install."""
 
 from __future__ import annotations
 
@@ -107,8 +107,7 @@ def serve_on_ray(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8
 
 def _need_extra() -> None:
     try:
-        import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise InputError(f"the server needs Starlette and Uvicorn ({exc.name} is missing): "
+        raise InputError(f"the server needs Uvicorn ({exc.name} is missing): "
                          "pip install 'albert-onnx[serve]'") from None
