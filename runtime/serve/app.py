@@ -37,6 +37,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Any], Awaitable[Any]]  # a route: the JSON body (None for GET) to its answer
 
 
 class HTTPError(Exception):
@@ -183,8 +184,6 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         "/metrics": ("GET", metrics_route)}
     return ServingApp(routes, state, metrics, worker, key, max_body_bytes)
 
-
-Handler = Callable[[Any], Awaitable[Any]]
 
 
 class ServingApp:
