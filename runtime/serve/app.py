@@ -210,9 +210,9 @@ class ServingApp:
             try:
                 reply = await self._dispatch(scope, receive)
             except Exception as exc:
-                failure = _failure(exc, path)
-                status, payload, headers = failure.status, {"error": failure.message, "error_type": failure.kind}, \
-                    failure.headers
+                error = _failure(exc, path)
+                status, headers = error.status, error.headers
+                payload = {"error": error.message, "error_type": error.kind}
             else:
                 if reply is None:  # the client went away before its body arrived: nobody to answer
                     status = 499
@@ -255,25 +255,17 @@ class ServingApp:
                 return
 
 
-@dataclass
-class _Failure:
-    status: int
-    message: str
-    kind: str
-    headers: dict[str, str]
-
-
-def _failure(exc: Exception, path: str) -> _Failure:
+def _failure(exc: Exception, path: str) -> HTTPError:
     """The answer to an exception: its own status for ours, 422 for bad input, 500 (never a
     traceback or a path) for the rest."""
     if isinstance(exc, HTTPError):
-        return _Failure(exc.status, exc.message, exc.kind, exc.headers)
+        return exc
     if isinstance(exc, InputError):
-        return _Failure(422, str(exc), "validation", {})
+        return HTTPError(422, str(exc))
     if isinstance(exc, AlbertOnnxError):
-        return _Failure(500, str(exc), "backend", {})
+        return HTTPError(500, str(exc), "backend")
     log.error("unexpected error on %s: %s", path, type(exc).__name__, exc_info=exc)
-    return _Failure(500, "internal error", "backend", {})
+    return HTTPError(500, "internal error", "backend")
 
 
 async def _respond(send: Send, status: int, payload: Any, headers: dict[str, str], head: bool = False) -> None:
