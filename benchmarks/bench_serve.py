@@ -181,7 +181,6 @@ def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, An
     minus the mean of the two in-process medians around it; the result is the rounds' median."""
     rounds_out = []
     proc = subprocess.Popen(in_process, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdin is not None and proc.stdout is not None
 
     def in_process_round() -> dict[str, float]:
         assert proc.stdin is not None and proc.stdout is not None
