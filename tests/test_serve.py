@@ -184,17 +184,23 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
     status, text, _ = server.call("GET", "/metrics", headers=auth)
     assert status == 200 and 'albert_onnx_requests_total{route="/predict",status="401"} 2' in text
     assert 'albert_onnx_requests_total{route="/predict",status="413"} 2' in text and "albert_onnx_queue_depth" in text
-    tokens = float(next(line for line in text.split("\n") if line.startswith("albert_onnx_tokens_total")).split()[1])
-    assert server.call("POST", "/predict", {"inputs": TEXTS[1]}, headers=auth)[0] == 200
-    deadline = time.monotonic() + 10  # the model thread counts a run just after its answers go out
-    while True:
-        text = server.call("GET", "/metrics", headers=auth)[1]
-        more = float(next(line for line in text.split("\n") if line.startswith("albert_onnx_tokens_total")).split()[1])
-        if more != tokens or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert more - tokens == len(pipeline(tiny_artifact).tokenizer.encode(TEXTS[1]))
+    tokens = _counter(text, "albert_onnx_tokens_total")
+    encode = pipeline(tiny_artifact).tokenizer.encode
+    for inputs in (TEXTS[1], TEXTS[:3]):  # the tokens the model ran: every text, [CLS] and [SEP] included
+        assert server.call("POST", "/predict", {"inputs": inputs}, headers=auth)[0] == 200
+        deadline = time.monotonic() + 10  # the model thread counts a run just after its answers go out
+        while True:
+            more = _counter(server.call("GET", "/metrics", headers=auth)[1], "albert_onnx_tokens_total")
+            if more != tokens or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert more - tokens == sum(len(encode(t)) for t in ([inputs] if isinstance(inputs, str) else inputs))
+        tokens = more
     assert server.call("POST", "/predict", {"inputs": TEXTS[0]}, headers=auth)[0] == 200
+
+
+def _counter(metrics: str, name: str) -> float:
+    return float(next(line for line in metrics.split("\n") if line.startswith(name)).split()[1])
 
 
 def test_bounded_queue_answers_503(tiny_artifact: Path, servers: list[Server]) -> None:

@@ -74,6 +74,7 @@ class Encoder:
         self.tokenizer = Tokenizer.from_artifact(self.artifact, mask_fix=mask_fix)
         self.io = GRAPH_IO[self.task]
         check_external_data(graph, self.artifact.folder)
+        self.tokens_run = 0  # positions of every row run so far ([CLS] and [SEP] included, padding not)
         self.int8: Int8Choice | None = None
         if precision == "int8":
             stored = entry.get("settings", {}).get("weight_type")  # as the export recorded it (None: read the file)
@@ -121,6 +122,7 @@ class Encoder:
                                                         feed["input_ids"].shape[1])
                 feed["top_k"] = np.array([top_k], dtype=np.int64)
             arrays = self._run(feed, list(outputs))
+            self.tokens_run += sum(len(rows[n]) for n in batch)
             offset = 0
             for b, n in enumerate(batch):
                 count = len(positions[n]) if positions is not None else 0

@@ -109,7 +109,7 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         except QueueFull:
             raise HTTPError(503, f"the server is busy ({max_queue} requests waiting); retry shortly", "overloaded",
                             {"Retry-After": "1"}) from None
-        return await asyncio.wrap_future(future)
+        return await future
 
     async def predict(body: dict[str, Any]) -> Any:
         unknown = sorted(set(body) - {"inputs", "parameters"})

@@ -70,7 +70,8 @@ class Metrics:
                       "# TYPE albert_onnx_batch_inputs histogram", *self._batches.lines("albert_onnx_batch_inputs"),
                       "# HELP albert_onnx_inputs_total Inputs (texts, questions) run.",
                       "# TYPE albert_onnx_inputs_total counter", f"albert_onnx_inputs_total {self._inputs}",
-                      "# HELP albert_onnx_tokens_total Tokens of the texts run ([CLS] and [SEP] included).",
+                      "# HELP albert_onnx_tokens_total Tokens the model ran: every position of every sequence, "
+                      "[CLS] and [SEP] included, padding not.",
                       "# TYPE albert_onnx_tokens_total counter", f"albert_onnx_tokens_total {self._tokens}",
                       "# HELP albert_onnx_queue_depth Requests waiting for the model.",
                       "# TYPE albert_onnx_queue_depth gauge", f"albert_onnx_queue_depth {self._queue_depth()}"]

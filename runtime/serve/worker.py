@@ -3,12 +3,12 @@ concurrent requests where merging them cannot change an answer."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,8 +26,15 @@ class QueueFull(Exception):
 class Job:
     inputs: Any
     parameters: dict[str, Any]
-    fn: Any = None  # what to call instead of the predictor (never merged)
-    future: Future[Any] = field(default_factory=Future)
+    fn: Any  # what to call instead of the predictor (never merged), or None
+    future: asyncio.Future[Any]  # of the event loop that submitted the job
+
+    def settle(self, result: Any = None, exc: BaseException | None = None) -> None:
+        """Hands the answer to the submitting event loop (one wake-up, no lock on the way)."""
+        try:
+            self.future.get_loop().call_soon_threadsafe(_set, self.future, result, exc)
+        except RuntimeError:  # the loop has closed: nobody waits for this answer any more
+            pass
 
     @property
     def key(self) -> str:
@@ -55,48 +62,45 @@ class ModelWorker:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        # a C queue (no Python-level lock on the hand-off); its bound is kept by two counters,
+        # each written by one thread only: jobs submitted (event loop) and jobs taken (model thread)
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._submitted = self._taken = 0
         self._held: deque[Job] = deque()
         self._thread = threading.Thread(target=self._loop, name="albert-onnx-model", daemon=True)
         self._thread.start()
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() + len(self._held)
+        return self._submitted - self._taken + len(self._held)
 
-    def submit(self, inputs: Any, parameters: dict[str, Any], fn: Any = None) -> Future[Any]:
-        job = Job(inputs, parameters, fn)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise QueueFull() from None
+    def submit(self, inputs: Any, parameters: dict[str, Any], fn: Any = None) -> asyncio.Future[Any]:
+        """Queues a request; call it on the event loop that awaits the answer."""
+        if self._submitted - self._taken >= self.max_queue:
+            raise QueueFull()
+        job = Job(inputs, parameters, fn, asyncio.get_running_loop().create_future())
+        self._submitted += 1
+        self._queue.put(job)
         return job.future
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def _tokens(self, inputs: Any) -> int:
-        """Tokens of the texts in a request (each text of a pair, question or choice counted)."""
-        if isinstance(inputs, str):
-            try:
-                return len(self.predictor.tokenizer.encode(inputs))
-            except Exception:  # a text the predictor will refuse: it counts no tokens
-                return 0
-        if isinstance(inputs, dict):
-            return sum(self._tokens(v) for v in inputs.values())
-        if isinstance(inputs, list):
-            return sum(self._tokens(v) for v in inputs)
-        return 0
-
     # ------------------------------------------------------------------ the thread
     def _next(self, timeout: float | None = None) -> Job | None:
         if self._held:
             return self._held.popleft()
-        return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
+        return self._count(self._queue.get(timeout=timeout) if timeout is not None else self._queue.get())
 
     def _next_now(self) -> Job | None:
-        return self._held.popleft() if self._held else self._queue.get_nowait()
+        return self._held.popleft() if self._held else self._count(self._queue.get_nowait())
+
+    def _count(self, job: Job | None) -> Job | None:
+        if job is not None:
+            self._taken += 1
+        return job
 
     def _loop(self) -> None:
         while True:
@@ -123,18 +127,25 @@ class ModelWorker:
                     size += other.count
             self._run(batch)
 
+    def _tokens_run(self) -> int:
+        encoder = getattr(self.predictor, "encoder", None)
+        return int(getattr(encoder, "tokens_run", 0))
+
     def _run(self, batch: list[Job]) -> None:
+        tokens = self._tokens_run()
         if len(batch) == 1:
             job = batch[0]
             try:
-                job.future.set_result((job.fn or self.predictor)(job.inputs, **job.parameters))
-            except BaseException as exc:  # handed to the request that caused it
-                job.future.set_exception(exc)
+                result = (job.fn or self.predictor)(job.inputs, **job.parameters)
+            except Exception as exc:  # handed to the request that caused it
+                job.settle(exc=exc)
+            else:
+                job.settle(result)
         else:
             flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
             try:
                 results = self.predictor(flat, **batch[0].parameters)
-            except BaseException:  # some request is bad: run them one by one so each gets its own answer
+            except Exception:  # some request is bad: run them one by one so each gets its own answer
                 for job in batch:
                     self._run([job])
                 return
@@ -144,6 +155,15 @@ class ModelWorker:
                 at += job.count
                 if isinstance(results, np.ndarray):
                     part = np.asarray(part)
-                job.future.set_result(part if isinstance(job.inputs, list) else part[0])
+                job.settle(part if isinstance(job.inputs, list) else part[0])
         if self.on_batch is not None:  # counted once the answers are out: metrics never delay one
-            self.on_batch(sum(j.count for j in batch), sum(self._tokens(j.inputs) for j in batch))
+            self.on_batch(sum(j.count for j in batch), self._tokens_run() - tokens)
+
+
+def _set(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.cancelled():  # the request was cancelled while the model ran
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
