@@ -29,13 +29,6 @@ class Job:
     fn: Any  # what to call instead of the predictor (never merged), or None
     future: asyncio.Future[Any]  # of the event loop that submitted the job
 
-    def settle(self, result: Any = None, exc: BaseException | None = None) -> None:
-        """Hands the answer to the submitting event loop (one wake-up, no lock on the way)."""
-        try:
-            self.future.get_loop().call_soon_threadsafe(_set, self.future, result, exc)
-        except RuntimeError:  # the loop has closed: nobody waits for this answer any more
-            pass
-
     @property
     def key(self) -> str:
         return repr(sorted(self.parameters.items())) + ("" if self.fn is None else f" {id(self.fn)}")
@@ -133,14 +126,13 @@ class ModelWorker:
 
     def _run(self, batch: list[Job]) -> None:
         tokens = self._tokens_run()
+        answers: list[tuple[Job, Any, BaseException | None]] = []
         if len(batch) == 1:
             job = batch[0]
             try:
-                result = (job.fn or self.predictor)(job.inputs, **job.parameters)
+                answers.append((job, (job.fn or self.predictor)(job.inputs, **job.parameters), None))
             except Exception as exc:  # handed to the request that caused it
-                job.settle(exc=exc)
-            else:
-                job.settle(result)
+                answers.append((job, None, exc))
         else:
             flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
             try:
@@ -155,15 +147,25 @@ class ModelWorker:
                 at += job.count
                 if isinstance(results, np.ndarray):
                     part = np.asarray(part)
-                job.settle(part if isinstance(job.inputs, list) else part[0])
-        if self.on_batch is not None:  # counted once the answers are out: metrics never delay one
+                answers.append((job, part if isinstance(job.inputs, list) else part[0], None))
+        if self.on_batch is not None:
             self.on_batch(sum(j.count for j in batch), self._tokens_run() - tokens)
+        # last: once the event loop wakes, this thread has nothing left to do but wait for the next job
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[Job, Any, BaseException | None]]] = {}
+        for answer in answers:
+            loops.setdefault(answer[0].future.get_loop(), []).append(answer)
+        for loop, part in loops.items():
+            try:
+                loop.call_soon_threadsafe(_set, part)
+            except RuntimeError:  # the loop has closed: nobody waits for these answers any more
+                pass
 
 
-def _set(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if future.cancelled():  # the request was cancelled while the model ran
-        return
-    if exc is None:
-        future.set_result(result)
-    else:
-        future.set_exception(exc)
+def _set(answers: list[tuple[Job, Any, BaseException | None]]) -> None:
+    for job, result, exc in answers:
+        if job.future.cancelled():  # the request was cancelled while the model ran
+            continue
+        if exc is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(exc)
