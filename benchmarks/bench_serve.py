@@ -88,7 +88,7 @@ def generate(port: int, concurrency: int, seconds: float, limit: int) -> dict[st
     ms = sorted(x * 1e3 for x in latencies)
     return {"concurrency": concurrency, "requests": len(ms), "errors": errors, "seconds": elapsed,
             "requests_per_s": len(ms) / elapsed, "p50_ms": statistics.median(ms),
-            "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))]}
+            "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))], "mean_ms": statistics.fmean(ms)}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -138,9 +138,10 @@ response = function(status, headers, body)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('{"requests": %%d, "errors": %%d, "seconds": %%.6f, "p50_ms": %%.4f, "p99_ms": %%.4f}\\n',
+  io.write(string.format('{"requests": %%d, "errors": %%d, "seconds": %%.6f, "p50_ms": %%.4f, "p99_ms": %%.4f, '
+    .. '"mean_ms": %%.4f}\\n',
     summary.requests, e.status + e.connect + e.read + e.write + e.timeout, summary.duration / 1e6,
-    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3, latency.mean / 1e3))
 end
 """
 
@@ -160,7 +161,8 @@ def load_wrk(port: int, concurrency: int, seconds: float, limit: int = 200_000) 
         raise RuntimeError(f"wrk hit its bound of {limit} requests within {seconds} s; run fewer seconds")
     ok = out["requests"] - out["errors"]
     return {"concurrency": concurrency, "requests": ok, "errors": out["errors"], "seconds": out["seconds"],
-            "requests_per_s": ok / out["seconds"], "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"]}
+            "requests_per_s": ok / out["seconds"], "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"],
+            "mean_ms": out["mean_ms"]}
 
 
 GENERATOR = "wrk" if shutil.which("wrk") else "python"
@@ -174,11 +176,27 @@ def load(port: int, concurrency: int, seconds: float) -> dict[str, Any]:
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
+def model_time(port: int) -> tuple[float, int]:
+    """The server's ``albert_onnx_model_seconds`` sum and count (its model runs so far)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    values = {k: float(v) for k, v in (line.split() for line in text.splitlines()
+                                       if line.startswith(("albert_onnx_model_seconds_sum",
+                                                           "albert_onnx_model_seconds_count")))}
+    return values["albert_onnx_model_seconds_sum"], int(values["albert_onnx_model_seconds_count"])
+
+
 def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, Any]:
     """Served p50 at concurrency 1 against the in-process median of one warm in-process
     predictor. This machine's speed drifts by 20 % and more between minutes, so each round is
     in-process, served, in-process again (50 calls, 1 s, 50 calls): its overhead is the served p50
-    minus the mean of the two in-process medians around it; the result is the rounds' median."""
+    minus the mean of the two in-process medians around it; the result is the rounds' median.
+
+    Beside it, free of the drift: the served mean latency minus the mean time of the same
+    requests' model runs inside the server (its ``albert_onnx_model_seconds``, read before and
+    after the served second)."""
     rounds_out = []
     proc = subprocess.Popen(in_process, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -191,15 +209,19 @@ def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, An
     try:
         for _ in range(rounds):
             before = in_process_round()
-            served = load(port, 1, 1.0)
+            (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0), model_time(port)
             after = in_process_round()
             inproc = (before["median_ms"] + after["median_ms"]) / 2
+            model_ms = (sum1 - sum0) / (count1 - count0) * 1e3
             rounds_out.append({"in_process_ms": inproc, "served_p50_ms": served["p50_ms"],
-                               "overhead_ms": served["p50_ms"] - inproc, "peak_rss_mb": after["peak_rss_mb"]})
+                               "overhead_ms": served["p50_ms"] - inproc, "peak_rss_mb": after["peak_rss_mb"],
+                               "served_mean_ms": served["mean_ms"], "model_mean_ms": model_ms,
+                               "paired_overhead_ms": served["mean_ms"] - model_ms})
     finally:
         proc.kill()
         proc.wait()
     return {"rounds": rounds_out, "overhead_ms": statistics.median(r["overhead_ms"] for r in rounds_out),
+            "paired_overhead_ms": statistics.median(r["paired_overhead_ms"] for r in rounds_out),
             "in_process_ms": statistics.median(r["in_process_ms"] for r in rounds_out),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds_out)}
 
@@ -268,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         ov = r["in_process"]
         extra.append([r["model"], r["name"], round(ov["in_process_ms"], 2),
                       ", ".join(f"{x['overhead_ms']:.2f}" for x in ov["rounds"]), round(ov["overhead_ms"], 2),
-                      round(ov["peak_rss_mb"]), round(r["peak_rss_mb"]),
+                      ", ".join(f"{x['paired_overhead_ms']:.2f}" for x in ov["rounds"]),
+                      round(ov["paired_overhead_ms"], 2), round(ov["peak_rss_mb"]), round(r["peak_rss_mb"]),
                       round(r["peak_rss_mb"] / ov["peak_rss_mb"], 2)])
     peers = {r["model"]: r for r in results if r["in_process"] is None}
     ratios = []
@@ -288,8 +311,11 @@ def main(argv: list[str] | None = None) -> int:
           + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
           + "\n## Overhead over the in-process predictor (concurrency 1) and memory\n\n"
           + "Served p50 at concurrency 1 minus the in-process median, 40 rounds against one warm in-process "
-          "predictor, each in-process (50 calls), served (1 s), in-process again; the median of the rounds:\n\n"
+          "predictor, each in-process (50 calls), served (1 s), in-process again; the median of the rounds. "
+          "Beside it, free of the machine's drift: per round, the served mean latency minus the mean of the same "
+          "requests' model runs inside the server (`albert_onnx_model_seconds`), and the median of those:\n\n"
           + md_table(["model", "server", "in-process ms", "overhead per round ms", "overhead ms (median)",
+                      "served - model, per round ms", "served - model ms (median)",
                       "in-process RSS MB", "server RSS MB", "RSS ratio"], extra))
     j, m = write_report("serve", {"machine": info, "generator": GENERATOR, "text": TEXT, "results": results}, md)
     print(md)

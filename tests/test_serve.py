@@ -184,7 +184,7 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
     status, text, _ = server.call("GET", "/metrics", headers=auth)
     assert status == 200 and 'albert_onnx_requests_total{route="/predict",status="401"} 2' in text
     assert 'albert_onnx_requests_total{route="/predict",status="413"} 2' in text and "albert_onnx_queue_depth" in text
-    tokens = _counter(text, "albert_onnx_tokens_total")
+    tokens, runs = _counter(text, "albert_onnx_tokens_total"), _counter(text, "albert_onnx_model_seconds_count")
     encode = pipeline(tiny_artifact).tokenizer.encode
     for inputs in (TEXTS[1], TEXTS[:3]):  # the tokens the model ran: every text, [CLS] and [SEP] included
         assert server.call("POST", "/predict", {"inputs": inputs}, headers=auth)[0] == 200
@@ -192,6 +192,9 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
         more = _counter(server.call("GET", "/metrics", headers=auth)[1], "albert_onnx_tokens_total")
         assert more - tokens == sum(len(encode(t)) for t in ([inputs] if isinstance(inputs, str) else inputs))
         tokens = more
+    text = server.call("GET", "/metrics", headers=auth)[1]  # one model run a request, each timed
+    assert _counter(text, "albert_onnx_model_seconds_count") == runs + 2
+    assert _counter(text, "albert_onnx_model_seconds_sum") > 0
     assert server.call("POST", "/predict", {"inputs": TEXTS[0]}, headers=auth)[0] == 200
 
 

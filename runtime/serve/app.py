@@ -85,7 +85,7 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
     metrics: Metrics
     worker = ModelWorker(predictor, served_task, max_queue=max_queue, max_batch_size=max_batch_size,
                          merge=predictor.encoder.batch_independent_scales,
-                         on_batch=lambda n, tokens: metrics.batch(n, tokens))
+                         on_batch=lambda n, tokens, seconds: metrics.batch(n, tokens, seconds))
     metrics = Metrics(lambda: worker.depth)
     allowed = _parameters(predictor)
     rerank_score = _rerank_score(predictor) if served_task == "text-classification" else None

@@ -34,13 +34,15 @@ class Histogram:
 
 
 class Metrics:
-    """Requests by route and status, latency per route, batch sizes, inputs, tokens and the queue depth."""
+    """Requests by route and status, latency per route, model time and batch size per run, inputs,
+    tokens and the queue depth."""
 
     def __init__(self, queue_depth: Callable[[], int]) -> None:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, int], int] = defaultdict(int)
         self._latency: dict[str, Histogram] = {}
         self._batches = Histogram(BATCH_BUCKETS)
+        self._model = Histogram(LATENCY_BUCKETS_S)
         self._inputs = 0
         self._tokens = 0
         self._queue_depth = queue_depth
@@ -50,9 +52,10 @@ class Metrics:
             self._requests[(route, status)] += 1
             self._latency.setdefault(route, Histogram(LATENCY_BUCKETS_S)).observe(seconds)
 
-    def batch(self, inputs: int, tokens: int) -> None:
+    def batch(self, inputs: int, tokens: int, seconds: float) -> None:
         with self._lock:
             self._batches.observe(inputs)
+            self._model.observe(seconds)
             self._inputs += inputs
             self._tokens += tokens
 
@@ -66,7 +69,10 @@ class Metrics:
                       "# TYPE albert_onnx_request_seconds histogram"]
             for route, hist in sorted(self._latency.items()):
                 lines += hist.lines("albert_onnx_request_seconds", f'route="{route}"')
-            lines += ["# HELP albert_onnx_batch_inputs Inputs per model run (requests merged where allowed).",
+            lines += ["# HELP albert_onnx_model_seconds Time of each model run (the predictor's call: tokens, "
+                      "ONNX Runtime and the answers), the part of a request's latency the server does not add.",
+                      "# TYPE albert_onnx_model_seconds histogram", *self._model.lines("albert_onnx_model_seconds"),
+                      "# HELP albert_onnx_batch_inputs Inputs per model run (requests merged where allowed).",
                       "# TYPE albert_onnx_batch_inputs histogram", *self._batches.lines("albert_onnx_batch_inputs"),
                       "# HELP albert_onnx_inputs_total Inputs (texts, questions) run.",
                       "# TYPE albert_onnx_inputs_total counter", f"albert_onnx_inputs_total {self._inputs}",

@@ -125,7 +125,7 @@ class ModelWorker:
         return int(getattr(encoder, "tokens_run", 0))
 
     def _run(self, batch: list[Job]) -> None:
-        tokens = self._tokens_run()
+        tokens, started = self._tokens_run(), time.perf_counter()
         answers: list[tuple[Job, Any, BaseException | None]] = []
         if len(batch) == 1:
             job = batch[0]
@@ -149,7 +149,7 @@ class ModelWorker:
                     part = np.asarray(part)
                 answers.append((job, part if isinstance(job.inputs, list) else part[0], None))
         if self.on_batch is not None:
-            self.on_batch(sum(j.count for j in batch), self._tokens_run() - tokens)
+            self.on_batch(sum(j.count for j in batch), self._tokens_run() - tokens, time.perf_counter() - started)
         # last: once the event loop wakes, this thread has nothing left to do but wait for the next job
         loops: dict[asyncio.AbstractEventLoop, list[tuple[Job, Any, BaseException | None]]] = {}
         for answer in answers:
