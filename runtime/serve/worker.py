@@ -120,12 +120,9 @@ class ModelWorker:
                     size += other.count
             self._run(batch)
 
-    def _tokens_run(self) -> int:
-        encoder = getattr(self.predictor, "encoder", None)
-        return int(getattr(encoder, "tokens_run", 0))
-
     def _run(self, batch: list[Job]) -> None:
-        tokens, started = self._tokens_run(), time.perf_counter()
+        encoder = self.predictor.encoder  # every predictor is a head on one encoder, which counts its tokens
+        tokens, started = encoder.tokens_run, time.perf_counter()
         answers: list[tuple[Job, Any, BaseException | None]] = []
         if len(batch) == 1:
             job = batch[0]
@@ -149,7 +146,7 @@ class ModelWorker:
                     part = np.asarray(part)
                 answers.append((job, part if isinstance(job.inputs, list) else part[0], None))
         if self.on_batch is not None:
-            self.on_batch(sum(j.count for j in batch), self._tokens_run() - tokens, time.perf_counter() - started)
+            self.on_batch(sum(j.count for j in batch), encoder.tokens_run - tokens, time.perf_counter() - started)
         # last: once the event loop wakes, this thread has nothing left to do but wait for the next job
         loops: dict[asyncio.AbstractEventLoop, list[tuple[Job, Any, BaseException | None]]] = {}
         for answer in answers:
