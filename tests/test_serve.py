@@ -25,7 +25,6 @@ from albert_onnx import pipeline
 from .conftest import head_artifact
 
 pytest.importorskip("uvicorn")
-pytest.importorskip("uvicorn")
 
 TEXTS = ["吾輩は[MASK]である。", "大学で[MASK]の研究をしています", "[MASK]は猫"]
 PLAIN = ["吾輩は猫である。", "名前はまだ無い。", "どこで生れたかとんと見当がつかぬ。"]
