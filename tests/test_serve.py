@@ -95,6 +95,18 @@ def close(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
+def test_histogram_buckets_are_cumulative_with_inclusive_edges() -> None:
+    from albert_onnx.serve.metrics import Histogram
+
+    hist = Histogram((0.001, 0.01, 0.1))
+    for value in (0.0005, 0.001, 0.002, 0.01, 0.05, 0.5, 3.0):
+        hist.observe(value)
+    lines = dict(line.rsplit(" ", 1) for line in hist.lines("t", 'route="/x"'))
+    assert [lines[f't_bucket{{route="/x",le="{le}"}}'] for le in ("0.001", "0.01", "0.1", "+Inf")] == \
+        ["2", "4", "5", "7"]
+    assert lines['t_count{route="/x"}'] == "7" and float(lines['t_sum{route="/x"}']) == pytest.approx(3.5635)
+
+
 @pytest.mark.parametrize("head, inputs, parameters", [
     ("cls", [{"text": PLAIN[0], "text_pair": PLAIN[1]}, PLAIN[2]], {"top_k": None}),
     ("ner", PLAIN, {"aggregation_strategy": "simple", "ignore_labels": []}),

@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .worker import ModelWorker, QueueFull
 
 log = logging.getLogger("albert_onnx.serve")
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 DEFAULT_MAX_BODY_BYTES = 2_000_000  # TEI's default payload limit
 DEFAULT_MAX_INPUTS = 64
@@ -272,7 +273,7 @@ async def _respond(send: Send, status: int, payload: Any, headers: dict[str, str
     if isinstance(payload, Text):
         body, media_type = payload.body.encode(), payload.media_type
     else:
-        body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        body = _JSON.encode(payload).encode()
         media_type = "application/json"
     raw = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

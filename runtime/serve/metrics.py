@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -13,20 +15,19 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 class Histogram:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.buckets = tuple(buckets)
-        self.counts = [0] * len(self.buckets)
+        self.counts = [0] * (len(self.buckets) + 1)  # the last: above every edge
         self.total = 0
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        for k, edge in enumerate(self.buckets):
-            if value <= edge:
-                self.counts[k] += 1
+        self.counts[bisect_left(self.buckets, value)] += 1  # the bucket's own count; render adds them up
         self.total += 1
         self.sum += value
 
     def lines(self, name: str, labels: str = "") -> list[str]:
         sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{edge:g}"}} {count}' for edge, count in zip(self.buckets, self.counts)]
+        out = [f'{name}_bucket{{{labels}{sep}le="{edge:g}"}} {count}'
+               for edge, count in zip(self.buckets, accumulate(self.counts))]
         out += [f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.total}',
                 f"{name}_sum{{{labels}}} {self.sum:.6f}" if labels else f"{name}_sum {self.sum:.6f}",
                 f"{name}_count{{{labels}}} {self.total}" if labels else f"{name}_count {self.total}"]
