@@ -6,13 +6,16 @@ p50 and p99 latency at concurrency 1, 8 and 32. The generator is wrk (C, one epo
 `apt-get install wrk`) where it is installed, else a Python one (http.client, a thread per
 connection), which spends more of the 2 cores itself; the report says which ran.
 
-Models: text classification on the shared -cls model (when ../shared exists) and on the
-ALBERT-base shape with a random 3-label head; albert-onnx int8 and fp32 against the peer
-(PyTorch fp32, benchmarks/peer_server.py), all with 2 threads. Also: the server's overhead over
-the in-process predictor at concurrency 1 (40 rounds in turns against one warm in-process
-predictor), and each serving process's peak RSS against an in-process predictor's.
+Models: every shared fine-tuned model (when ../shared exists: -cls and -nli text classification,
+the NLI one on a pair, -ner token classification, -qa question answering, -mc multiple choice
+with 5 choices) and the ALBERT-base shape with a random 3-label head; albert-onnx int8 and fp32
+against the peer (PyTorch fp32, benchmarks/peer_server.py, the transformers pipeline of the task
+or, for multiple choice, which has none, AlbertForMultipleChoice and a softmax), all with 2
+threads. Also, for -cls and the base shape: the server's overhead over the in-process predictor
+at concurrency 1 (40 rounds in turns against one warm in-process predictor) and each serving
+process's peak RSS against an in-process predictor's.
 
-  python benchmarks/bench_serve.py              # about 12 minutes on 2 cores
+  python benchmarks/bench_serve.py              # about 20 minutes on 2 cores
 
 Results: benchmarks/results/CLASS/serve.{json,md}.
 """
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, SHARED_MODEL, cached_artifact, machine, md_table, write_report  # noqa: E402
 
 TEXT = "吾輩は猫である。名前はまだ無い。"  # 13 tokens with the shared vocabulary, [CLS] and [SEP] included
+CONTEXT = "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。三毛は隣の家にいる。"
 CONCURRENCY = (1, 8, 32)
 HERE = Path(__file__).resolve()
+
+
+@dataclass(frozen=True)
+class Model:
+    label: str
+    folder: str  # a Hugging Face folder: under ../shared/models/, or the base shape's (made on demand)
+    task: str
+    inputs: Any  # what one request's "inputs" holds
+    overhead: bool  # whether to run the overhead rounds against an in-process predictor
+
+    @property
+    def body(self) -> str:
+        return json.dumps({"inputs": self.inputs}, ensure_ascii=False)
+
+
+SHARED_MODELS = [
+    Model("shared -cls (mini)", "albert-ja-mini-wagahai-cls", "text-classification", TEXT, True),
+    Model("shared -ner (mini)", "albert-ja-mini-wagahai-ner", "token-classification", TEXT, False),
+    Model("shared -nli (mini), a pair", "albert-ja-mini-wagahai-nli", "text-classification",
+          {"text": CONTEXT, "text_pair": "吾輩は猫である。"}, False),
+    Model("shared -qa (mini)", "albert-ja-mini-wagahai-qa", "question-answering",
+          {"question": "number?", "context": CONTEXT}, False),
+    Model("shared -mc (mini), 5 choices", "albert-ja-mini-wagahai-mc", "multiple-choice",
+          {"question": "吾輩は猫である。名前は",
+           "choices": ["まだ無い。", "三毛である。", "どこにもない。", "隣の家にいる。", "見当がつかぬ。"]}, False),
+]
+BASE = Model("ALBERT-base shape, 3 labels", "base-text-classification", "text-classification", TEXT, True)
 
 
 def free_port() -> int:
@@ -54,9 +86,9 @@ def call(conn: http.client.HTTPConnection, body: bytes) -> int:
     return resp.status
 
 
-def generate(port: int, concurrency: int, seconds: float, limit: int) -> dict[str, Any]:
+def generate(port: int, concurrency: int, seconds: float, limit: int, request: str) -> dict[str, Any]:
     """The load generator (run in its own process): closed loop, bounded in time and count."""
-    body = json.dumps({"inputs": TEXT}, ensure_ascii=False).encode()
+    body = request.encode()
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -117,13 +149,14 @@ IN_PROCESS = """
 import json, statistics, sys, time
 from albert_onnx import pipeline
 p = pipeline(sys.argv[1], precision=sys.argv[2], threads=2)
-for _ in range(20): p(sys.argv[3])
+x = json.loads(sys.argv[3])["inputs"]
+for _ in range(20): p(x)
 for line in sys.stdin:  # one round per line, "round GAP_S": the median of 50 calls, each GAP_S after the last
     gap, ts = float(line.split()[1]), []
     for _ in range(50):
         if gap:
             time.sleep(gap)
-        t = time.perf_counter(); p(sys.argv[3]); ts.append(time.perf_counter() - t)
+        t = time.perf_counter(); p(x); ts.append(time.perf_counter() - t)
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
     print(json.dumps({"median_ms": statistics.median(ts) * 1e3, "peak_rss_mb": int(hwm.split()[1]) / 1024}), flush=True)
 """
@@ -148,8 +181,8 @@ end
 """
 
 
-def load_wrk(port: int, concurrency: int, seconds: float, limit: int = 200_000) -> dict[str, Any]:
-    body = json.dumps({"inputs": TEXT})  # ASCII escapes: the Lua string holds no multi-byte text
+def load_wrk(port: int, concurrency: int, seconds: float, request: str, limit: int = 200_000) -> dict[str, Any]:
+    body = json.dumps(json.loads(request))  # ASCII escapes: the Lua string holds no multi-byte text
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_LUA % (body, limit))
     try:
@@ -170,10 +203,10 @@ def load_wrk(port: int, concurrency: int, seconds: float, limit: int = 200_000) 
 GENERATOR = "wrk" if shutil.which("wrk") else "python"
 
 
-def load(port: int, concurrency: int, seconds: float) -> dict[str, Any]:
+def load(port: int, concurrency: int, seconds: float, request: str) -> dict[str, Any]:
     if GENERATOR == "wrk":
-        return load_wrk(port, concurrency, seconds)
-    res = subprocess.run([sys.executable, str(HERE), "--generate", str(port), str(concurrency), str(seconds)],
+        return load_wrk(port, concurrency, seconds, request)
+    res = subprocess.run([sys.executable, str(HERE), "--generate", str(port), str(concurrency), str(seconds), request],
                          capture_output=True, text=True, check=True)
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
@@ -190,7 +223,7 @@ def model_time(port: int) -> tuple[float, int]:
     return values["albert_onnx_model_seconds_sum"], int(values["albert_onnx_model_seconds_count"])
 
 
-def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, Any]:
+def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -> dict[str, Any]:
     """Served p50 at concurrency 1 against the in-process median of one warm in-process
     predictor. This machine's speed drifts by 20 % and more between minutes, so each round is
     in-process, served, in-process again (50 calls, 1 s, 50 calls): its overhead is the served p50
@@ -218,7 +251,7 @@ def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, An
         for _ in range(rounds):
             before = in_process_round()
             paced_before = in_process_round(gap) if gap is not None else None
-            (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0), model_time(port)
+            (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)
             model_ms = (sum1 - sum0) / (count1 - count0) * 1e3
             gap = max(served["mean_ms"] - model_ms, 0.0) / 1e3
             paced_after = in_process_round(gap)
@@ -242,18 +275,18 @@ def overhead(port: int, in_process: list[str], rounds: int = 40) -> dict[str, An
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds_out)}
 
 
-def run_contender(name: str, cmd: list[str], port: int, seconds: float,
+def run_contender(name: str, cmd: list[str], port: int, seconds: float, request: str,
                   in_process: list[str] | None = None, rounds: int = 40) -> dict[str, Any]:
     proc = start(cmd, port)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        body = json.dumps({"inputs": TEXT}, ensure_ascii=False).encode()
         for _ in range(20):  # warm up
-            call(conn, body)
-        extra = {"in_process": overhead(port, in_process, rounds)} if in_process else {"in_process": None}
+            if call(conn, request.encode()) != 200:
+                raise RuntimeError(f"{name} does not answer {request}")
+        extra = {"in_process": overhead(port, in_process, request, rounds)} if in_process else {"in_process": None}
         rows = []
         for c in CONCURRENCY:
-            rows.append(load(port, c, seconds))
+            rows.append(load(port, c, seconds, request))
             print(f"  {name} c={c}: {rows[-1]['requests_per_s']:.1f} req/s, p50 {rows[-1]['p50_ms']:.1f} ms, "
                   f"p99 {rows[-1]['p99_ms']:.1f} ms", flush=True)
         return {"name": name, "load": rows, "peak_rss_mb": peak_rss_mb(proc.pid), **extra}
@@ -267,36 +300,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="load per concurrency level")
     ap.add_argument("--rounds", type=int, default=40, help="rounds of the overhead comparison")
     ap.add_argument("--models", choices=("all", "mini", "base"), default="all", help="which models to run")
-    ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)  # the load generator process
+    ap.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)  # the load generator process
     args = ap.parse_args(argv)
     if args.generate:
         port, c, seconds = int(args.generate[0]), int(args.generate[1]), float(args.generate[2])
-        print(json.dumps(generate(port, c, seconds, limit=20000)))
+        print(json.dumps(generate(port, c, seconds, limit=20000, request=args.generate[3])))
         return 0
     sys.path.insert(0, str(HERE.parent))
     from bench_tasks import head_folder
 
-    models = []
-    if SHARED_MODEL.exists() and args.models != "base":
-        models.append(("shared -cls (mini)", SHARED_MODEL.parent / "albert-ja-mini-wagahai-cls"))
+    models: list[tuple[Model, Path]] = []
+    if args.models != "base":
+        models += [(m, SHARED_MODEL.parent / m.folder) for m in SHARED_MODELS
+                   if (SHARED_MODEL.parent / m.folder).exists()]
     if args.models != "mini":
-        models.append(("ALBERT-base shape, 3 labels", head_folder("text-classification", CACHE)))
+        models.append((BASE, head_folder(BASE.task, CACHE)))
     results: list[dict[str, Any]] = []
-    for label, folder in models:
+    for model, folder in models:
         art = cached_artifact(folder, CACHE / f"serve-{folder.name}", quantize="int8", int8_min_agreement=0.0)
-        print(label, flush=True)
+        print(model.label, flush=True)
         for precision in ("int8", "fp32"):
             port = free_port()
             cmd = [sys.executable, "-m", "albert_onnx.cli", "serve", str(art), "--port", str(port),
                    "--precision", precision, "--threads", "2"]
-            in_process = [sys.executable, "-c", IN_PROCESS, str(art), precision, TEXT]
-            results.append({"model": label, **run_contender(f"albert-onnx serve {precision}", cmd, port,
-                                                            args.seconds, in_process, args.rounds)})
+            in_process = [sys.executable, "-c", IN_PROCESS, str(art), precision, model.body] if model.overhead else None
+            results.append({"model": model.label, "task": model.task,
+                            **run_contender(f"albert-onnx serve {precision}", cmd, port, args.seconds, model.body,
+                                            in_process, args.rounds)})
         port = free_port()
-        peer = [sys.executable, str(HERE.parent / "peer_server.py"), str(folder), "text-classification", str(port), "2"]
-        results.append({"model": label, **run_contender("FastAPI + transformers (PyTorch fp32)", peer, port,
-                                                         args.seconds)})
+        peer = [sys.executable, str(HERE.parent / "peer_server.py"), str(folder), model.task, str(port), "2"]
+        results.append({"model": model.label, "task": model.task,
+                        **run_contender("FastAPI + transformers (PyTorch fp32)", peer, port, args.seconds, model.body)})
     info = machine(2)
+    peer_name = "FastAPI + transformers (PyTorch fp32)"
     rows = []
     for r in results:
         for row in r["load"]:
@@ -313,19 +349,22 @@ def main(argv: list[str] | None = None) -> int:
                       round(r["peak_rss_mb"] / ov["peak_rss_mb"], 2)])
         spread.append([r["model"], r["name"], *(", ".join(f"{x[k]:.2f}" for x in ov["rounds"])
                                                 for k in ("overhead_ms", "paced_overhead_ms", "paired_overhead_ms"))])
-    peers = {r["model"]: r for r in results if r["in_process"] is None}
+    peers = {r["model"]: r for r in results if r["name"] == peer_name}
     ratios = []
     for r in results:
-        if r["in_process"] is None:
+        if r["name"] == peer_name:
             continue
         p = peers[r["model"]]
         for row, prow in zip(r["load"], p["load"]):
             ratios.append([r["model"], r["name"], row["concurrency"],
                            f"{row['requests_per_s'] / prow['requests_per_s']:.1f}x",
                            f"{row['p99_ms']:.1f} vs {prow['p99_ms']:.1f}"])
+    memory = [[r["model"], r["name"], round(r["peak_rss_mb"])] for r in results]
+    inputs = [[m.label, m.task, f"`{m.body}`"] for m, _ in models]
     md = (f"# albert-onnx serve under load ({info['date']})\n\n{info['cpu']}, CPU class **{info['cpu_class']}**, "
           f"2 threads per server, load generator ({GENERATOR}) in its own process on the same 2 cores, "
-          f"{args.seconds:g} s per level; text classification of `{TEXT}`.\n\n"
+          f"{args.seconds:g} s per level; every request of a model the same:\n\n"
+          + md_table(["model", "task", "request body"], inputs) + "\n"
           + md_table(["model", "server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"], rows)
           + "\n## Against the FastAPI + transformers server\n\n"
           + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
@@ -341,9 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                       "RSS ratio"], extra)
           + "\nEach round's figures, in order:\n\n"
           + md_table(["model", "server", "overhead (back to back) ms", "overhead (paced) ms", "served - model ms"],
-                     spread))
+                     spread)
+          + "\nPeak RSS of every serving process after its load:\n\n"
+          + md_table(["model", "server", "peak RSS MB"], memory))
     name = "serve" if args.models == "all" else f"serve-{args.models}"  # a partial run beside the whole one
-    j, m = write_report(name, {"machine": info, "generator": GENERATOR, "text": TEXT, "results": results}, md)
+    j, m = write_report(name, {"machine": info, "generator": GENERATOR, "results": results,
+                                 "requests": {m.label: m.body for m, _ in models}}, md)
     print(md)
     print(f"wrote {j} and {m}")
     return 0
