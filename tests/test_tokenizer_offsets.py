@@ -81,3 +81,26 @@ def test_offsets_with_the_mask_fix(spm_albert: Path, folder_root: Path) -> None:
         assert starts == sorted(starts)
         for (s, e), tok, sp in zip(enc.offsets, enc.tokens, enc.special_tokens_mask):
             assert sp or 0 <= s <= e <= len(masked)
+
+
+def test_encode_pairs_is_each_pair_encoded(spm_albert: Path, folder_root: Path) -> None:
+    """A text paired with several (a question and its choices, a premise and its hypotheses),
+    tokenized once: each encoding equals the reference's for that pair, truncated or not."""
+    folder = hf_folder(spm_albert, folder_root, do_lower_case=False, keep_accents=True)
+    ref = transformers.AlbertTokenizerFast.from_pretrained(str(folder))
+    ours = Tokenizer.from_pretrained(folder, mask_fix=False)
+    lines = corpus_lines()
+    hypotheses = ["猫の話。", "これは犬の話です。", "x"]
+    bad = []
+    for n, text in enumerate(lines[:60]):
+        for pairs, options in ((lines[n + 1 : n + 6], {}), (lines[n + 1 : n + 6], {"max_length": 24}),
+                               (hypotheses, {"max_length": 20, "strategy": "only_first"})):
+            got = ours.encode_pairs(text, pairs, **options)  # type: ignore[arg-type]
+            for pair, enc in zip(pairs, got, strict=True):
+                kwargs = {} if not options else {"max_length": options["max_length"],
+                                                 "truncation": options.get("strategy", "longest_first")}
+                want = ref(text, pair, return_offsets_mapping=True, **kwargs)
+                if (enc.ids, enc.type_ids, enc.offsets) != (want["input_ids"], want["token_type_ids"],
+                                                            [tuple(o) for o in want["offset_mapping"]]):
+                    bad.append((text, pair, options))
+    assert not bad, f"{len(bad)} differ; first: {bad[:2]}"

@@ -63,8 +63,7 @@ class MultipleChoice(Predictor):
         groups: list[list[int]] = []
         for n, (q, options) in enumerate(items):
             group = []
-            for k, choice in enumerate(options):
-                enc = self.tokenizer.encode_with_offsets(q, choice)
+            for k, enc in enumerate(self.tokenizer.encode_pairs(q, options)):
                 where = f"question {n}, choice {k}" if len(items) > 1 else f"choice {k}"
                 self.encoder.check_length(where + " with its question", len(enc.ids))
                 group.append(len(rows))

@@ -59,13 +59,13 @@ class ZeroShotClassifier(TextClassifier):
         limit = min(self.tokenizer.model_max_length or self.max_length, self.max_length)
         rows, types = [], []
         for where, text in named:
-            for label in labels:
-                try:  # the pipeline truncates the premise only, to the tokenizer's limit
-                    enc = self.tokenizer.encode_truncated(text, template.format(label), limit, "only_first")
-                except InputError as exc:
-                    raise InputError(f"{where} with the label {label!r}: {exc}") from None
-                rows.append(enc.ids)
-                types.append(enc.type_ids)
+            try:  # the pipeline truncates the premise only, to the tokenizer's limit
+                encodings = self.tokenizer.encode_pairs(text, [template.format(label) for label in labels], limit,
+                                                        "only_first")
+            except InputError as exc:
+                raise InputError(f"{where}, {exc}") from None
+            rows += [enc.ids for enc in encodings]
+            types += [enc.type_ids for enc in encodings]
         logits = self.encoder.run(rows, ["logits"], type_ids=types)
         results = []
         for n, (_, text) in enumerate(named):

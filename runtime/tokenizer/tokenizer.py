@@ -331,6 +331,25 @@ class Tokenizer:
         lengths = truncated_lengths([len(p) for p in parts], room, strategy)
         return self.assemble([p[:n] for p, n in zip(parts, lengths)])
 
+    def encode_pairs(self, text: str, pairs: Sequence[str], max_length: int | None = None,
+                     strategy: str = "longest_first") -> list[Encoding]:
+        """``encode_with_offsets(text, pair)`` for each pair (``encode_truncated`` with
+        ``max_length``), ``text`` tokenized once: a question with its choices, a premise with
+        its hypotheses."""
+        first = self._encode_spans(text)
+        out = []
+        for pair in pairs:
+            second = self._encode_spans(pair)
+            if max_length is None:
+                out.append(self.assemble([first, second]))
+                continue
+            try:
+                n1, n2 = truncated_lengths([len(first), len(second)], max_length - 3, strategy)
+            except InputError as exc:
+                raise InputError(f"paired with {pair!r}: {exc}") from None
+            out.append(self.assemble([first[:n1], second[:n2]]))
+        return out
+
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
                      truncation: bool = False, pad_to: int | None = None) -> dict[str, np.ndarray]:
         """Encode texts to padded int64 arrays ``input_ids``, ``attention_mask``, ``token_type_ids``.
