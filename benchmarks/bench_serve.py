@@ -15,7 +15,7 @@ threads. Also, for -cls and the base shape: the server's overhead over the in-pr
 at concurrency 1 (40 rounds in turns against one warm in-process predictor) and each serving
 process's peak RSS against an in-process predictor's.
 
-  python benchmarks/bench_serve.py              # about 20 minutes on 2 cores
+  python benchmarks/bench_serve.py              # about 13 minutes on 2 cores
 
 Results: benchmarks/results/CLASS/serve.{json,md}.
 """
