@@ -327,7 +327,11 @@ class Tokenizer:
         truncation=strategy, max_length=max_length)`` cuts: ``longest_first`` (a pair loses tokens
         from its longer text) or ``only_first``; a single text loses its end."""
         parts = [self._encode_spans(text)] + ([] if text_pair is None else [self._encode_spans(text_pair)])
-        room = max_length - (2 if text_pair is None else 3)
+        return self._cut(parts, max_length, strategy)
+
+    def _cut(self, parts: Sequence[Sequence[tuple[str, int, Span, int]]], max_length: int,
+             strategy: str) -> Encoding:
+        room = max_length - (2 if len(parts) == 1 else 3)
         lengths = truncated_lengths([len(p) for p in parts], room, strategy)
         return self.assemble([p[:n] for p, n in zip(parts, lengths)])
 
@@ -339,15 +343,11 @@ class Tokenizer:
         first = self._encode_spans(text)
         out = []
         for pair in pairs:
-            second = self._encode_spans(pair)
-            if max_length is None:
-                out.append(self.assemble([first, second]))
-                continue
+            parts = [first, self._encode_spans(pair)]
             try:
-                n1, n2 = truncated_lengths([len(first), len(second)], max_length - 3, strategy)
+                out.append(self.assemble(parts) if max_length is None else self._cut(parts, max_length, strategy))
             except InputError as exc:
                 raise InputError(f"paired with {pair!r}: {exc}") from None
-            out.append(self.assemble([first[:n1], second[:n2]]))
         return out
 
     def encode_batch(self, texts: Sequence[str], *, max_length: int | None = None,
