@@ -257,6 +257,39 @@ def test_concurrent_float_requests_are_merged_with_the_same_answers(tiny_artifac
     assert runs < 60 and single < runs  # some runs held several requests
 
 
+def test_concurrent_text_classification_is_merged_with_each_requests_own_nesting(
+        spm_albert: Path, heads_root: Path, servers: list[Server]) -> None:
+    """A lone str (its best label in a list, as the pipeline nests it), a pair and a list, with and
+    without top_k, sent at once: merged into shared runs, each answer as the predictor gives it."""
+    _, art = head_artifact("cls", spm_albert, heads_root)
+    server = Server(art)
+    servers.append(server)
+    cls = pipeline(art)
+    forms: list[Any] = [PLAIN[0], {"text": PLAIN[0], "text_pair": PLAIN[1]}, [PLAIN[1], PLAIN[2]], PLAIN[2]]
+    cases = [(inputs, parameters) for inputs in forms for parameters in ({}, {"top_k": None})]
+    want = [plain(cls(inputs, **parameters)) for inputs, parameters in cases]
+    got: list[tuple[int, Any]] = []
+
+    def send(offset: int) -> None:
+        for n in range(12):
+            k = (offset + n) % len(cases)
+            inputs, parameters = cases[k]
+            got.append((k, server.call("POST", "/predict", {"inputs": inputs, "parameters": parameters})[1]))
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 96
+    wrong = [(cases[k], answer) for k, answer in got if not close(answer, want[k])]
+    assert not wrong, wrong[:2]
+    metrics = {line.split()[0]: float(line.split()[1]) for line in server.call("GET", "/metrics")[1].split("\n")
+               if line and not line.startswith("#")}
+    runs, single = metrics["albert_onnx_batch_inputs_count"], metrics['albert_onnx_batch_inputs_bucket{le="1"}']
+    assert runs < 96 and single < runs  # some runs held several requests
+
+
 def test_sigterm_drains(tiny_artifact: Path, servers: list[Server]) -> None:
     """SIGTERM under load loses no request: each gets its answer or a 503 (after which a client
     stops, as Retry-After asks); never a connection dropped with a request in it."""
