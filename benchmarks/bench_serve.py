@@ -123,6 +123,17 @@ def generate(port: int, concurrency: int, seconds: float, limit: int, request: s
             "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))], "mean_ms": statistics.fmean(ms)}
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far: the time the hypervisor took is steal."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return 100.0 * (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM"):
@@ -251,7 +262,9 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
         for _ in range(rounds):
             before = in_process_round()
             paced_before = in_process_round(gap) if gap is not None else None
+            ticks = cpu_ticks()
             (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)
+            steal = steal_pct(ticks, cpu_ticks())
             model_ms = (sum1 - sum0) / (count1 - count0) * 1e3
             gap = max(served["mean_ms"] - model_ms, 0.0) / 1e3
             paced_after = in_process_round(gap)
@@ -263,7 +276,7 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
                                "paced_in_process_ms": sum(paced) / len(paced), "pause_ms": gap * 1e3,
                                "paced_overhead_ms": served["p50_ms"] - sum(paced) / len(paced),
                                "served_mean_ms": served["mean_ms"], "model_mean_ms": model_ms,
-                               "paired_overhead_ms": served["mean_ms"] - model_ms})
+                               "paired_overhead_ms": served["mean_ms"] - model_ms, "steal_pct": steal})
     finally:
         proc.kill()
         proc.wait()
@@ -272,6 +285,8 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
             "paced_overhead_ms": statistics.median(r["paced_overhead_ms"] for r in rounds_out),
             "paced_in_process_ms": statistics.median(r["paced_in_process_ms"] for r in rounds_out),
             "in_process_ms": statistics.median(r["in_process_ms"] for r in rounds_out),
+            "steal_pct": statistics.fmean(r["steal_pct"] for r in rounds_out),
+            "steal_max_pct": max(r["steal_pct"] for r in rounds_out),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds_out)}
 
 
@@ -286,7 +301,8 @@ def run_contender(name: str, cmd: list[str], port: int, seconds: float, request:
         extra = {"in_process": overhead(port, in_process, request, rounds)} if in_process else {"in_process": None}
         rows = []
         for c in CONCURRENCY:
-            rows.append(load(port, c, seconds, request))
+            ticks = cpu_ticks()
+            rows.append({**load(port, c, seconds, request), "steal_pct": steal_pct(ticks, cpu_ticks())})
             print(f"  {name} c={c}: {rows[-1]['requests_per_s']:.1f} req/s, p50 {rows[-1]['p50_ms']:.1f} ms, "
                   f"p99 {rows[-1]['p99_ms']:.1f} ms", flush=True)
         return {"name": name, "load": rows, "peak_rss_mb": peak_rss_mb(proc.pid), **extra}
@@ -337,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         for row in r["load"]:
             rows.append([r["model"], r["name"], row["concurrency"], round(row["requests_per_s"], 1),
-                         round(row["p50_ms"], 2), round(row["p99_ms"], 2), row["errors"]])
+                         round(row["p50_ms"], 2), round(row["p99_ms"], 2), row["errors"], round(row["steal_pct"], 1)])
     extra, spread = [], []
     for r in results:
         if r["in_process"] is None:
@@ -345,10 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         ov = r["in_process"]
         extra.append([r["model"], r["name"], round(ov["in_process_ms"], 2), round(ov["overhead_ms"], 2),
                       round(ov["paced_in_process_ms"], 2), round(ov["paced_overhead_ms"], 2),
-                      round(ov["paired_overhead_ms"], 2), round(ov["peak_rss_mb"]), round(r["peak_rss_mb"]),
+                      round(ov["paired_overhead_ms"], 2), f"{ov['steal_pct']:.1f} ({ov['steal_max_pct']:.0f})",
+                      round(ov["peak_rss_mb"]), round(r["peak_rss_mb"]),
                       round(r["peak_rss_mb"] / ov["peak_rss_mb"], 2)])
         spread.append([r["model"], r["name"], *(", ".join(f"{x[k]:.2f}" for x in ov["rounds"])
-                                                for k in ("overhead_ms", "paced_overhead_ms", "paired_overhead_ms"))])
+                                                for k in ("overhead_ms", "paced_overhead_ms", "paired_overhead_ms",
+                                                          "steal_pct"))])
     peers = {r["model"]: r for r in results if r["name"] == peer_name}
     ratios = []
     for r in results:
@@ -365,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
           f"2 threads per server, load generator ({GENERATOR}) in its own process on the same 2 cores, "
           f"{args.seconds:g} s per level; every request of a model the same:\n\n"
           + md_table(["model", "task", "request body"], inputs) + "\n"
-          + md_table(["model", "server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"], rows)
+          + "CPU steal: the share of the machine's CPU time the hypervisor took during that load (/proc/stat); "
+          "figures taken under steal are slower and noisier.\n\n"
+          + md_table(["model", "server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "steal %"], rows)
           + "\n## Against the FastAPI + transformers server\n\n"
           + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
           + "\n## Overhead over the in-process predictor (concurrency 1) and memory\n\n"
@@ -376,11 +396,11 @@ def main(argv: list[str] | None = None) -> int:
           "the machine's drift: per round, the served mean latency minus the mean of the same requests' model "
           "runs inside the server (`albert_onnx_model_seconds`), and the median of those:\n\n"
           + md_table(["model", "server", "in-process ms, back to back", "overhead ms", "in-process ms, paced",
-                      "overhead ms (paced)", "served - model ms", "in-process RSS MB", "server RSS MB",
-                      "RSS ratio"], extra)
+                      "overhead ms (paced)", "served - model ms", "steal % in served seconds, mean (max)",
+                      "in-process RSS MB", "server RSS MB", "RSS ratio"], extra)
           + "\nEach round's figures, in order:\n\n"
-          + md_table(["model", "server", "overhead (back to back) ms", "overhead (paced) ms", "served - model ms"],
-                     spread)
+          + md_table(["model", "server", "overhead (back to back) ms", "overhead (paced) ms", "served - model ms",
+                      "steal %"], spread)
           + "\nPeak RSS of every serving process after its load:\n\n"
           + md_table(["model", "server", "peak RSS MB"], memory))
     name = "serve" if args.models == "all" else f"serve-{args.models}"  # a partial run beside the whole one
