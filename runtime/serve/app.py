@@ -84,7 +84,7 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
     served_task = task or predictor.task
     state: dict[str, Any] = {"draining": False, "inflight": 0}
     metrics: Metrics
-    worker = ModelWorker(predictor, served_task, max_queue=max_queue, max_batch_size=max_batch_size,
+    worker = ModelWorker(predictor, max_queue=max_queue, max_batch_size=max_batch_size,
                          merge=predictor.encoder.batch_independent_scales,
                          on_batch=lambda n, tokens, seconds: metrics.batch(n, tokens, seconds))
     metrics = Metrics(lambda: worker.depth)

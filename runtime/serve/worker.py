@@ -8,28 +8,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-
-def _entry(inputs: Any, parameters: dict[str, Any], entry: Any) -> Any:
-    return entry
-
-
-def _text_classification(inputs: Any, parameters: dict[str, Any], entry: Any) -> Any:
-    # as the pipeline: a lone str without top_k gets its best label inside a list
-    return [entry] if isinstance(inputs, str) and "top_k" not in parameters else entry
-
-
-# Tasks whose call takes a list and answers each entry as it answers that entry alone, with how a
-# single input's answer comes from its entry of a list call (question answering unwraps a list of
-# one, and multiple choice runs a question's choices as one input: neither is merged).
-MERGEABLE: dict[str, Callable[[Any, dict[str, Any], Any], Any]] = {
-    "fill-mask": _entry, "token-classification": _entry, "feature-extraction": _entry,
-    "zero-shot-classification": _entry, "text-classification": _text_classification}
 
 
 class QueueFull(Exception):
@@ -62,11 +44,10 @@ class ModelWorker:
     that queue during one run form the next (continuous batching).
     """
 
-    def __init__(self, predictor: Any, task: str, *, max_queue: int, max_batch_size: int, merge: bool,
+    def __init__(self, predictor: Any, *, max_queue: int, max_batch_size: int, merge: bool,
                  max_wait_s: float = 0.0, on_batch: Any = None) -> None:
         self.predictor = predictor
-        self.merge = merge and task in MERGEABLE
-        self._single = MERGEABLE.get(task, _entry)
+        self.merge = merge and predictor.merges_lists
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
@@ -159,8 +140,9 @@ class ModelWorker:
                 at += job.count
                 if isinstance(results, np.ndarray):
                     part = np.asarray(part)
-                value = part if isinstance(job.inputs, list) else self._single(job.inputs, job.parameters, part[0])
-                answers.append((job, value, None))
+                if not isinstance(job.inputs, list):
+                    part = self.predictor.one_of_list(job.inputs, job.parameters, part[0])
+                answers.append((job, part, None))
         if self.on_batch is not None:
             self.on_batch(sum(j.count for j in batch), encoder.tokens_run - tokens, time.perf_counter() - started)
         # last: once the event loop wakes, this thread has nothing left to do but wait for the next job

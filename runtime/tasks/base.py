@@ -35,6 +35,9 @@ class Predictor:
     """
 
     task: ClassVar[str]
+    # whether a list call answers each entry as a call with that entry alone would: the server
+    # then merges concurrent requests into one list call, and ``one_of_list`` nests each answer
+    merges_lists: ClassVar[bool] = False
 
     def __init__(self, artifact_dir: str | Path, precision: str = "fp32", provider: str = "cpu",
                  threads: int | None = None, *, max_batch_size: int = 32, verify: bool = True,
@@ -53,6 +56,10 @@ class Predictor:
     io_binding: bool = property(lambda self: self.encoder.io_binding)  # type: ignore[assignment]
     max_length: int = property(lambda self: self.encoder.max_length)  # type: ignore[assignment]
     max_batch_size: int = property(lambda self: self.encoder.max_batch_size)  # type: ignore[assignment]
+
+    def one_of_list(self, inputs: Any, parameters: Mapping[str, Any], entry: Any) -> Any:
+        """The answer to a call on the single input ``inputs``, from its ``entry`` of a list call."""
+        return entry
 
     @property
     def int8_kernel(self) -> str | None:

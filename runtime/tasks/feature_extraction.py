@@ -22,6 +22,7 @@ class FeatureExtractor(Predictor):
     """
 
     task = FEATURE_EXTRACTION
+    merges_lists = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -37,6 +37,7 @@ class FillMask(Predictor):
     """
 
     task = FILL_MASK
+    merges_lists = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -37,6 +37,7 @@ class TextClassifier(Predictor):
     """
 
     task = TEXT_CLASSIFICATION
+    merges_lists = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,9 +83,11 @@ class TextClassifier(Predictor):
                                 for i in ranked[: len(row) if k is None else k]])
         if not single:
             return results
-        if isinstance(inputs, str) and legacy:
-            return [results[0]]
-        return results[0]
+        return self.one_of_list(inputs, {} if legacy else {"top_k": top_k}, results[0])
+
+    def one_of_list(self, inputs: Any, parameters: Mapping[str, Any], entry: Any) -> Any:
+        # as the pipeline: a lone str without top_k gets its best label inside a list
+        return [entry] if isinstance(inputs, str) and "top_k" not in parameters else entry
 
     def scores(self, inputs: Sequence[str | Mapping[str, str]],
                function_to_apply: str | None = None, truncation: bool = False) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ class TokenClassifier(Predictor):
     """
 
     task = TOKEN_CLASSIFICATION
+    merges_lists = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,7 +3,7 @@ transformers' ``pipeline("zero-shot-classification")`` computes it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
@@ -27,6 +27,9 @@ class ZeroShotClassifier(TextClassifier):
 
     Takes the options of :class:`~albert_onnx.tasks.base.Predictor`.
     """
+
+    def one_of_list(self, inputs: Any, parameters: Mapping[str, Any], entry: Any) -> Any:
+        return entry  # a lone sequence gets its dict, as the pipeline's
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
