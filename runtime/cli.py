@@ -134,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max-batch-size", type=int, default=32, help="inputs merged into one model run")
+    v.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="fp32/fp16: how long a request waits for others to share its run (default 0)")
     v.add_argument("--max-queue", type=int, default=64, help="waiting requests beyond which the answer is 503")
     v.add_argument("--max-inputs", type=int, default=64, help="inputs one request may hold (413 beyond)")
     v.add_argument("--max-body-bytes", type=int, default=2_000_000, help="the largest request body (413 beyond)")
@@ -396,7 +398,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = dict(task=args.task, precision=args.precision, provider=args.provider, int8_weights=args.int8_weights,
                    max_batch_size=args.max_batch_size, max_queue=args.max_queue, max_inputs=args.max_inputs,
-                   max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env)
+                   max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env,
+                   max_wait_ms=args.max_wait_ms)
     if args.engine == "ray":
         serve_on_ray(args.artifact, host=args.host, port=args.port, replicas=args.replicas, threads=args.threads or 1,
                      address=args.address, **options)

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from albert_onnx import pipeline
+from albert_onnx.errors import InputError
+from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
 
@@ -288,6 +290,30 @@ def test_concurrent_text_classification_is_merged_with_each_requests_own_nesting
                if line and not line.startswith("#")}
     runs, single = metrics["albert_onnx_batch_inputs_count"], metrics['albert_onnx_batch_inputs_bucket{le="1"}']
     assert runs < 96 and single < runs  # some runs held several requests
+
+
+def test_max_wait_gathers_requests_that_arrive_apart(tiny_artifact: Path, servers: list[Server]) -> None:
+    """With --max-wait-ms, requests sent 40 ms apart (each would run alone at once) share one run."""
+    server = Server(tiny_artifact, "--max-wait-ms", "1000")
+    servers.append(server)
+    assert server.call("GET", "/info")[1]["limits"]["max_wait_ms"] == 1000
+    fm = pipeline(tiny_artifact)
+    got: dict[int, Any] = {}
+
+    def send(k: int) -> None:
+        got[k] = server.call("POST", "/predict", {"inputs": TEXTS[k % 3], "parameters": {"top_k": 2}})[1]
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.04)
+    for t in threads:
+        t.join()
+    assert all(close(got[k], plain(fm(TEXTS[k % 3], top_k=2))) for k in range(4))
+    text = server.call("GET", "/metrics")[1]
+    assert _counter(text, "albert_onnx_batch_inputs_count") == 1 and _counter(text, "albert_onnx_batch_inputs_sum") == 4
+    with pytest.raises(InputError, match="max_wait_ms must be a number of milliseconds from 0 to 1000, not -1"):
+        create_app(tiny_artifact, max_wait_ms=-1)
 
 
 def test_sigterm_drains(tiny_artifact: Path, servers: list[Server]) -> None:

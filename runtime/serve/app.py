@@ -57,7 +57,7 @@ class Text:
 def create_app(artifact: str | Path, *, task: str | None = None, precision: str = "fp32", provider: str = "cpu",
                threads: int | None = None, max_batch_size: int = 32, max_queue: int = DEFAULT_MAX_QUEUE,
                max_inputs: int = DEFAULT_MAX_INPUTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               api_key_env: str | None = None, int8_weights: str = "auto") -> ServingApp:
+               api_key_env: str | None = None, int8_weights: str = "auto", max_wait_ms: float = 0.0) -> ServingApp:
     """The ASGI app serving one artifact; mount it in your own ASGI app or run it with ``serve``.
 
     Args:
@@ -70,10 +70,14 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         max_body_bytes: the largest request body (413 beyond).
         api_key_env: the name of an environment variable holding a key every request but
             ``/health`` must send as ``Authorization: Bearer KEY`` (401 without it).
+        max_wait_ms: float precisions: how long a request waits for others to share its run
+            (default 0: none; the requests that queue during one run form the next).
     """
     for name, value in (("max_queue", max_queue), ("max_inputs", max_inputs), ("max_body_bytes", max_body_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive integer, not {value!r}")
+    if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not 0 <= max_wait_ms <= 1000:
+        raise InputError(f"max_wait_ms must be a number of milliseconds from 0 to 1000, not {max_wait_ms!r}")
     key = None
     if api_key_env is not None:
         key = os.environ.get(api_key_env, "")
@@ -85,7 +89,7 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
     state: dict[str, Any] = {"draining": False, "inflight": 0}
     metrics: Metrics
     worker = ModelWorker(predictor, max_queue=max_queue, max_batch_size=max_batch_size,
-                         merge=predictor.encoder.batch_independent_scales,
+                         merge=predictor.encoder.batch_independent_scales, max_wait_s=max_wait_ms / 1000,
                          on_batch=lambda n, tokens, seconds: metrics.batch(n, tokens, seconds))
     metrics = Metrics(lambda: worker.depth)
     allowed = _parameters(predictor)
@@ -93,7 +97,8 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
     info = {"model": str(Path(artifact).resolve().name), "task": served_task, "precision": predictor.precision,
             "int8_kernel": predictor.int8_kernel, "providers": predictor.providers, "version": __version__,
             "max_length": predictor.max_length, "limits": {"max_inputs": max_inputs, "max_body_bytes": max_body_bytes,
-                                                            "max_queue": max_queue, "max_batch_size": max_batch_size},
+                                                            "max_queue": max_queue, "max_batch_size": max_batch_size,
+                                                            "max_wait_ms": max_wait_ms},
             "parameters": sorted(allowed),
             "routes": ["/predict", "/health", "/info", "/metrics"]
             + (["/embed", "/v1/embeddings"] if served_task == "feature-extraction" else [])
