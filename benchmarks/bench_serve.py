@@ -234,6 +234,11 @@ def model_time(port: int) -> tuple[float, int]:
     return values["albert_onnx_model_seconds_sum"], int(values["albert_onnx_model_seconds_count"])
 
 
+# between the in-process predictor's calls and the server's served second: on 2 cores the one's
+# ONNX Runtime thread pool, spinning after its last run, would slow the other's first requests
+SETTLE_S = 0.3
+
+
 def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -> dict[str, Any]:
     """Served p50 at concurrency 1 against the in-process median of one warm in-process
     predictor. This machine's speed drifts by 20 % and more between minutes, so each round is
@@ -262,11 +267,13 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
         for _ in range(rounds):
             before = in_process_round()
             paced_before = in_process_round(gap) if gap is not None else None
+            time.sleep(SETTLE_S)
             ticks = cpu_ticks()
             (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)
             steal = steal_pct(ticks, cpu_ticks())
             model_ms = (sum1 - sum0) / (count1 - count0) * 1e3
             gap = max(served["mean_ms"] - model_ms, 0.0) / 1e3
+            time.sleep(SETTLE_S)
             paced_after = in_process_round(gap)
             after = in_process_round()
             inproc = (before["median_ms"] + after["median_ms"]) / 2
@@ -390,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
           + md_table(["model", "server", "concurrency", "requests/s ratio", "p99 ms (ours vs peer)"], ratios)
           + "\n## Overhead over the in-process predictor (concurrency 1) and memory\n\n"
           + f"Served p50 at concurrency 1 minus the in-process median, {args.rounds} rounds against one warm "
-          "in-process predictor, each in-process (50 calls), served (1 s), in-process again; the median of the "
-          "rounds. The in-process calls two ways: back to back, and paced as the server's model runs are (each "
+          "in-process predictor, each in-process (50 calls), served (1 s), in-process again, with "
+          f"{SETTLE_S} s between the in-process calls and the served second (so that neither meets the other's "
+          "spinning thread pool); the median of the rounds. The in-process calls two ways: back to back, and "
+          "paced as the server's model runs are (each "
           "call after a pause as long as the time between two runs in the served second). Beside them, free of "
           "the machine's drift: per round, the served mean latency minus the mean of the same requests' model "
           "runs inside the server (`albert_onnx_model_seconds`), and the median of those:\n\n"
