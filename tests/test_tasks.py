@@ -133,6 +133,38 @@ def test_list_equals_one_at_a_time(spm_albert: Path, heads_root: Path, head: str
         assert_same(got, single(text, **kwargs))
 
 
+@pytest.mark.parametrize("head, inputs, parameters", [
+    ("fill-mask", "吾輩は[MASK]である。", {}),
+    ("fill-mask", "大学で[MASK]の研究を[MASK]しています", {"top_k": 2}),
+    ("cls", TEXTS[0], {}),
+    ("cls", TEXTS[0], {"top_k": None}),
+    ("cls", {"text": TEXTS[0], "text_pair": TEXTS[1]}, {}),
+    ("cls", {"text": TEXTS[0], "text_pair": TEXTS[1]}, {"top_k": 2}),
+    ("ner", TEXTS[2], {}),
+    ("ner", TEXTS[2], {"aggregation_strategy": "simple"}),
+    ("encoder", TEXTS[3], {"pooling": "mean"}),
+    ("nli", TEXTS[4], {"candidate_labels": ["猫", "犬"]}),
+])
+def test_one_of_list_nests_a_lone_input_as_a_call_on_it(spm_albert: Path, heads_root: Path, tiny_artifact: Path,
+                                                        head: str, inputs: Any, parameters: dict[str, Any]) -> None:
+    """What the server relies on to merge requests: a lone input's answer, built by ``one_of_list``
+    from its entry of a list call, is the answer of a call on it alone."""
+    art = tiny_artifact if head == "fill-mask" else head_artifact(head, spm_albert, heads_root)[1]
+    predictor = pipeline(art, "zero-shot-classification" if head == "nli" else None)
+    assert predictor.merges_lists
+    merged = predictor.one_of_list(inputs, parameters, predictor([inputs], **parameters)[0])
+    alone = predictor(inputs, **parameters)
+    if head == "encoder":
+        np.testing.assert_allclose(merged, alone, atol=1e-5, rtol=0)
+    else:
+        assert_same(merged, alone)
+
+
+def test_question_answering_and_multiple_choice_are_never_merged(spm_albert: Path, heads_root: Path) -> None:
+    # a list of one question is unwrapped, and a question's choices run as one input
+    assert not any(pipeline(head_artifact(h, spm_albert, heads_root)[1]).merges_lists for h in ("qa", "mc"))
+
+
 def test_fill_mask_int8_list_equals_one_at_a_time(tiny_artifact: Path) -> None:
     texts = ["吾輩は[MASK]である。", "大学で[MASK]の研究を[MASK]しています", "[MASK]は猫"] * 4
     fm = FillMask(tiny_artifact, precision="int8")
