@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders = {"pytorch, all copies in one batch": lambda texts: reference_pll(model, tok, texts),
                   "albert-onnx fp32": lambda texts: ours["fp32"].score(texts),
                   "albert-onnx int8": lambda texts: ours["int8"].score(texts)}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, texts, calls in (("one sentence", [one], 5), ("32 mixed sentences", mixed, 1)):
         samples: dict[str, list[float]] = {k: [] for k in contenders}
         for fn in contenders.values():

@@ -266,7 +266,7 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
         gap = None
         for _ in range(rounds):
             before = in_process_round()
-            paced_before = in_process_round(gap) if gap is not None else None
+            paced_before: dict[str, float] | None = in_process_round(gap) if gap is not None else None
             time.sleep(SETTLE_S)
             ticks = cpu_ticks()
             (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)

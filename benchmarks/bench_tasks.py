@@ -72,7 +72,7 @@ def reference(task: str, folder: Path, model: Any) -> Any:
             with torch.inference_mode():
                 return torch.softmax(model(**{k: v[None] for k, v in enc.items()}).logits[0], -1)
         return choose
-    ref = transformers.pipeline(task, model=model, device="cpu", tokenizer=tok)
+    ref = transformers.pipeline(task, model=model, device="cpu", tokenizer=tok)  # type: ignore[call-overload]  # a str task
     if task == "question-answering":
         return lambda item: ref(question=item["question"], context=item["context"])
     kwargs: dict[str, Any] = {"token-classification": {"aggregation_strategy": "simple"}}.get(task, {})

@@ -84,7 +84,7 @@ def spm_32k(out: Path) -> Path:
     spm.SentencePieceTrainer.train(
         input=str(text), model_prefix=str(out / "trained"), vocab_size=32000, hard_vocab_limit=False,
         pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols="[CLS],[SEP],[MASK]", minloglevel=2)
-    model = pb.ModelProto()
+    model = pb.ModelProto()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
     model.ParseFromString((out / "trained.model").read_bytes())
     seen = {p.piece for p in model.pieces}
     low = min(p.score for p in model.pieces if p.type == 1)

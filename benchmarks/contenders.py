@@ -91,6 +91,8 @@ class OptimumDefault(LogitsContender):
         opts.inter_op_num_threads = 1
         self.model = ORTModelForMaskedLM.from_pretrained(str(folder), session_options=opts)
         session = getattr(self.model, "session", None) or getattr(self.model, "model", None)
+        if session is None:
+            raise RuntimeError(f"this optimum version's {type(self.model).__name__} exposes no ONNX Runtime session")
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         super().__init__(tokenizer, tokenizer.mask_token_id)

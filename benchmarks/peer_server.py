@@ -39,7 +39,9 @@ def main() -> None:
                        "token-classification": transformers.AlbertForTokenClassification,
                        "question-answering": transformers.AlbertForQuestionAnswering,
                        "fill-mask": transformers.AlbertForMaskedLM}[task]
-        run = transformers.pipeline(task, model=model_class.from_pretrained(folder), tokenizer=tokenizer, device="cpu")
+        # task is a str variable here; the overloads of pipeline() want a literal
+        run = transformers.pipeline(task, model=model_class.from_pretrained(folder), tokenizer=tokenizer,  # type: ignore[call-overload]
+                                    device="cpu")
 
     @app.post("/predict")
     def predict(body: dict[str, Any] = Body(...)) -> Any:  # a sync handler: FastAPI runs it in its thread pool

@@ -162,7 +162,7 @@ def simulated(src: Path, dst: Path, cfg: dict[str, Any]) -> None:
     inits = {i.name: i for i in g.initializer}
     g.initializer.extend(numpy_helper.from_array(np.array(v, dtype=np.float32), n)
                          for n, v in (("fq_zero", 0.0), ("fq_255", 255.0), ("fq_eps", 1e-12)))
-    axes = {"axes": [-1]} if cfg["scales"] == "token" else {}
+    axes: dict[str, Any] = {"axes": [-1]} if cfg["scales"] == "token" else {}
     nodes, rounded = [], set()
     for n in list(g.node):
         if n.op_type not in ("MatMul", "Attention", "Gemm") or n.input[1] not in inits:
