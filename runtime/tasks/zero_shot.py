@@ -28,9 +28,6 @@ class ZeroShotClassifier(TextClassifier):
     Takes the options of :class:`~albert_onnx.tasks.base.Predictor`.
     """
 
-    def one_of_list(self, inputs: Any, parameters: Mapping[str, Any], entry: Any) -> Any:
-        return entry  # a lone sequence gets its dict, as the pipeline's
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         found = [i for i, label in enumerate(self.labels) if label.lower().startswith("entail")]
@@ -39,6 +36,9 @@ class ZeroShotClassifier(TextClassifier):
                                 f"an entailment label; this one's labels are {self.labels}")
         self.entailment_id = found[0]
         self.contradiction_id = len(self.labels) - 1 if self.entailment_id == 0 else 0
+
+    def one_of_list(self, inputs: Any, parameters: Mapping[str, Any], entry: Any) -> Any:
+        return entry  # a lone sequence gets its dict, as the pipeline's
 
     def __call__(self, sequences: str | Sequence[str], candidate_labels: str | Sequence[str] | None = None,  # type: ignore[override]
                  hypothesis_template: str = DEFAULT_TEMPLATE, multi_label: bool = False) -> Any:
