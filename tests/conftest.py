@@ -6,6 +6,7 @@ import itertools
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def spm_plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train(tmp_path_factory.mktemp("spm") / "plain")
 
 
-_FOLDERS: dict[tuple[str, tuple[bool, ...]], Path] = {}
+_FOLDERS: dict[tuple[str, tuple[tuple[str, bool], ...]], Path] = {}
 
 
 def hf_folder(spm_model: Path, tmp_root: Path, **settings: bool) -> Path:
@@ -64,7 +65,8 @@ def hf_folder(spm_model: Path, tmp_root: Path, **settings: bool) -> Path:
         from transformers import AlbertTokenizer
 
         out = tmp_root / f"{spm_model.stem}-{len(_FOLDERS)}"
-        AlbertTokenizer(vocab_file=str(spm_model), **settings).save_pretrained(str(out))
+        options: dict[str, Any] = dict(settings)
+        AlbertTokenizer(vocab_file=str(spm_model), **options).save_pretrained(str(out))
         _FOLDERS[key] = out
     return _FOLDERS[key]
 
@@ -74,8 +76,8 @@ def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hf")
 
 
-TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-            intermediate_size=48, max_position_embeddings=64, hidden_act="gelu_new")
+TINY: dict[str, Any] = dict(embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                            intermediate_size=48, max_position_embeddings=64, hidden_act="gelu_new")
 
 
 def make_model_folder(spm_model: Path, out: Path, seed: int = 0, **config: object) -> Path:

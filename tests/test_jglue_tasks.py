@@ -171,7 +171,7 @@ def test_mc_runs_a_question_in_one_session_call(tiny_mc: tuple[Path, Path]) -> N
     mc = MultipleChoice(tiny_mc[1], precision="int8")
     calls: list[int] = []
     run = mc.encoder._run
-    mc.encoder._run = lambda feed, outputs: calls.append(feed["input_ids"].shape[0]) or run(feed, outputs)  # type: ignore[method-assign]
+    mc.encoder._run = lambda feed, outputs: calls.append(feed["input_ids"].shape[0]) or run(feed, outputs)  # type: ignore[method-assign,func-returns-value]
     items = [{"question": LINES[k][:8], "choices": [LINES[k + j][8:20] for j in range(2 + k)]} for k in range(4)]
     mc(items)
     assert calls == [2, 3, 4, 5]
@@ -318,7 +318,8 @@ def test_export_detects_the_task_and_gates_int8(spm_albert: Path, heads_root: Pa
 # ---------------------------------------------------------------------- bulk jobs and the CLI
 def jglue_rows(head: str) -> list[dict[str, Any]]:
     """Rows of a .jsonl input for a head's task; the last one is bad."""
-    qa_rows = [{"question": q, "context": LINES[n] + LINES[n + 1]} for n, q in enumerate(QUESTIONS)]
+    qa_rows: list[dict[str, Any]] = [{"question": q, "context": LINES[n] + LINES[n + 1]}
+                                     for n, q in enumerate(QUESTIONS)]
     qa_rows.append({"question": "猫?", "context": 3})
     mc_rows = [{"question": LINES[n][:8], "choices": [LINES[n + k][8:20] for k in range(3)]} for n in range(4)]
     mc_rows.append({"question": "q", "choices": "not a list"})

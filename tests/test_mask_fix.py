@@ -99,7 +99,8 @@ def test_recipe_failures_are_handled(pair) -> None:  # type: ignore[no-untyped-d
     ours, ref = pair
     two = "吾輩は[MASK][MASK]である"
     assert ours.tokenize(two).count("[MASK]") == 2
-    assert model_card_recipe(ref, two).count("[MASK]") == 1  # the recipe deletes a mask
+    recipe = model_card_recipe(ref, two)
+    assert recipe is not None and recipe.count("[MASK]") == 1  # the recipe deletes a mask
     assert ours.tokenize("吾輩は猫で[MASK]")[-1] == "[MASK]"
     assert model_card_recipe(ref, "吾輩は猫で[MASK]") is None  # IndexError in the recipe
 

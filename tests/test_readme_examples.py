@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_readme_example(name: str, module: str, tiny_artifact: Path) -> None:
         import ray
 
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    scope = {"ARTIFACT": str(tiny_artifact), "texts": TEXTS}
+    scope: dict[str, Any] = {"ARTIFACT": str(tiny_artifact), "texts": TEXTS}
     try:
         exec(compile(example(name), f"README:{name}", "exec"), scope)  # noqa: S102
     finally:

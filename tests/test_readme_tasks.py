@@ -27,7 +27,8 @@ def examples() -> list[tuple[str, str]]:
     followed by a comment line holding its output."""
     block = re.search(r"<!-- examples -->\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     assert block, "README has no task examples"
-    pairs, code = [], []
+    pairs: list[tuple[str, str]] = []
+    code: list[str] = []
     for line in block.group(1).split("\n"):
         if line.startswith("# ") and code:
             pairs.append(("\n".join(code), line[2:]))

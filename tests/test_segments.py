@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def plan_rows(source: str, columns: tuple[str, ...], part_rows: int) -> list[tup
     tasks = seg.index_tasks(files)
     found = [seg.index_range(source, p, lo, hi, columns, "id", part_rows) for p, lo, hi in tasks]
     segments = seg.number_segments(source, files, tasks, found)
-    rows = []
+    rows: list[Any] = []
     for s in segments:
         got = list(seg.segment_rows(s, columns, "id"))
         assert len(got) == s.rows

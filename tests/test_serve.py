@@ -159,7 +159,7 @@ def test_error_paths(tiny_artifact: Path, spm_albert: Path, heads_root: Path, se
                     env={"TEST_KEY": "s3cret"})
     servers.append(server)
     auth = {"Authorization": "Bearer s3cret"}
-    cases = [
+    cases: list[tuple[dict[str, str], Any, bytes | None, int, str]] = [
         ({}, {"inputs": TEXTS[0]}, None, 401, "missing or wrong API key"),
         ({"Authorization": "Bearer nope"}, {"inputs": TEXTS[0]}, None, 401, "missing or wrong API key"),
         (auth, None, b'{"inputs": "x"', 400, "not valid JSON"),
@@ -417,7 +417,7 @@ def test_rerank(spm_albert: Path, heads_root: Path, servers: list[Server], head:
     _, art = head_artifact(head, spm_albert, heads_root)
     server = Server(art)
     servers.append(server)
-    body = {"query": "吾輩は猫である。", "texts": PLAIN + ["猫"], "return_text": True}
+    body: dict[str, Any] = {"query": "吾輩は猫である。", "texts": PLAIN + ["猫"], "return_text": True}
     status, got, _ = server.call("POST", "/rerank", body)
     if head == "cls":  # three labels, none of them entailment: nothing to rank by
         assert status == 404 and "/rerank serves a text-classification artifact that scores pairs" in got["error"]

@@ -33,7 +33,7 @@ def _hf(task: str, folder: Path) -> Any:
     cls = {"text-classification": tf.AlbertForSequenceClassification,
            "token-classification": tf.AlbertForTokenClassification,
            "feature-extraction": tf.AlbertModel}[task]
-    return tf.pipeline(task, model=cls.from_pretrained(str(folder)),
+    return tf.pipeline(task, model=cls.from_pretrained(str(folder)),  # type: ignore[call-overload]  # a str task
                        tokenizer=tf.AlbertTokenizerFast.from_pretrained(str(folder)), device="cpu")
 
 

@@ -5,6 +5,7 @@ masks, word ids and sequence ids."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ NORMALIZING = ["ｶﾞｷﾞ ㍿　abc  d``x''", "\u200b猫", " x", "a\u0301\u03
 
 
 def assert_offsets(ours: Tokenizer, ref, texts: list[str], pairs: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
-    bad = []
+    bad: list[tuple[Any, ...]] = []
     for text, pair in [(t, None) for t in texts] + list(pairs):
         want = ref(text, pair, return_offsets_mapping=True, return_special_tokens_mask=True)
         got = ours.encode_with_offsets(text, pair)
@@ -91,7 +92,7 @@ def test_encode_pairs_is_each_pair_encoded(spm_albert: Path, folder_root: Path) 
     ours = Tokenizer.from_pretrained(folder, mask_fix=False)
     lines = corpus_lines()
     hypotheses = ["猫の話。", "これは犬の話です。", "x"]
-    bad = []
+    bad: list[tuple[Any, ...]] = []
     for n, text in enumerate(lines[:60]):
         for pairs, options in ((lines[n + 1 : n + 6], {}), (lines[n + 1 : n + 6], {"max_length": 24}),
                                (hypotheses, {"max_length": 20, "strategy": "only_first"})):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def assert_parity(ours: Tokenizer, ref, texts: list[str]) -> None:  # type: igno
     assert not mismatches, f"{len(mismatches)}/{len(texts)} differ; first: {mismatches[:3]}"
 
 
-def load_pair(folder: Path) -> tuple[Tokenizer, object]:
+def load_pair(folder: Path) -> tuple[Tokenizer, Any]:
     ref = transformers.AlbertTokenizerFast.from_pretrained(str(folder))
     return Tokenizer.from_pretrained(folder, mask_fix=False), ref
 
