@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +207,49 @@ def test_each_form_equals_the_exact_integer_simulation(form: str, tiny_artifact:
         want = run_graph(reference, feed, "logits")
         got = session.run(["logits"], feed)[0]
         assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max())), (form, n)
+
+
+# run on the emulated CPU: each form's logits against the exact simulation, both on that CPU
+_EMULATED = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+from albert_onnx.engine.session import create_int8_session
+sim, graph, feeds, out = sys.argv[1:]
+data = np.load(feeds)
+feeds = [{k[2:]: data[k] for k in data.files if k.startswith(f"{n}_")} for n in range(int(data["count"]))]
+reference = ort.InferenceSession(sim, providers=["CPUExecutionProvider"])
+want = [reference.run(["logits"], f)[0] for f in feeds]
+result = {}
+for form in ("uint8", "int8"):
+    session, _ = create_int8_session(graph, "cpu", 1, form)
+    result[form] = [float(np.abs(session.run(["logits"], f)[0] - w).max()) for f, w in zip(feeds, want)]
+json.dump(result, open(out, "w"))
+"""
+QEMU = shutil.which("qemu-x86_64")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (cpu.is_x86() and QEMU), reason="needs an x86 machine and qemu-user (qemu-x86_64)")
+def test_avx2_kernels_on_an_emulated_haswell(tiny_artifact: Path, tmp_path: Path) -> None:
+    """ONNX Runtime's own AVX2 kernels, on an emulated Haswell (AVX2 and FMA, no VNNI, no
+    AVX-512), whatever this machine's class: the uint8 form, which the runtime gives such a CPU,
+    equals the exact simulation run on the same CPU; the int8 form does not (its products
+    saturate), which is why the runtime never gives it to such a CPU."""
+    sim = tmp_path / "simulated.onnx"
+    sim.write_bytes(simulated_graph(tiny_artifact / "model_int8.onnx"))
+    feeds = [_feed(n, seed) for n, seed in ((8, 0), (31, 1), (64, 2))]
+    arrays: dict[str, np.ndarray] = {f"{n}_{k}": v for n, f in enumerate(feeds) for k, v in f.items()}
+    np.savez(tmp_path / "feeds.npz", count=np.array(len(feeds)), **arrays)  # type: ignore[arg-type]
+    out = tmp_path / "result.json"
+    assert QEMU is not None
+    done = subprocess.run([QEMU, "-cpu", "Haswell-v4", sys.executable, "-c", _EMULATED, str(sim),
+                           str(tiny_artifact / "model_int8.onnx"), str(tmp_path / "feeds.npz"), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["uint8"] == [0.0] * len(feeds), result
+    assert max(result["int8"]) > 1e-3, result
 
 
 def test_int8_weights_option_is_checked(tiny_artifact: Path, capsys: pytest.CaptureFixture) -> None:
