@@ -87,13 +87,14 @@ def quiet() -> None:
 
 
 class Model:
-    """One graph to measure: an ONNX Runtime session (as the runtime opens it) or an OpenVINO
-    compiled model of the plain export (``logits`` out)."""
+    """One graph to measure, run as an ONNX Runtime session is (``run(["top_ids"], feed)``, what
+    ``top_k_of`` calls): a session opened as the runtime opens it, or an OpenVINO compiled model
+    of the plain export (``logits`` out, the top k taken at the mask here)."""
 
     def __init__(self, path: Path, cfg: dict[str, Any], threads: int | None) -> None:
         from albert_onnx.engine.session import create_int8_session, create_session
 
-        self.kernel = "as stored"
+        self.kernel, self.request, self.session = "as stored", None, None
         if cfg["kind"] == "openvino":
             import openvino as ov
 
@@ -106,31 +107,18 @@ class Model:
             self.kernel = choice.kernel
         else:
             self.session = create_session(path, "cpu", threads)
-        self.openvino = cfg["kind"] == "openvino"
 
-    def top5(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Top-5 ids at the one mask of a one-row ``feed`` (with ``mask_positions``)."""
-        if self.openvino:
-            logits = next(iter(self.request.infer({k: feed[k] for k in PLAIN_INPUTS}).values()))
-            row = logits[0, int(feed["mask_positions"][0])]
-            best = np.argpartition(-row, 5)[:5]
-            return best[np.argsort(-row[best], kind="stable")][None, :]
-        return self.session.run(["top_ids"], {**feed, "top_k": np.array([5], dtype=np.int64)})[0]
+    def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """``[top_ids]`` of a one-row ``feed`` with ``mask_positions`` and ``top_k``."""
+        if self.request is None:
+            return self.session.run(outputs, feed)  # type: ignore[union-attr]
+        logits = next(iter(self.request.infer({k: feed[k] for k in PLAIN_INPUTS}).values()))
+        row, k = logits[0, int(feed["mask_positions"][0])], int(feed["top_k"][0])
+        best = np.argpartition(-row, k)[:k]
+        return [best[np.argsort(-row[best], kind="stable")][None, :]]
 
 
 PLAIN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def top5_at_masks(model: Model, tok: Any, rows: list[list[int]]) -> np.ndarray:
-    """Top-5 ids at the one mask of each row, one row at a time."""
-    from albert_onnx.engine.io import flat_positions
-
-    out = []
-    for row in rows:
-        feed = tok.pad([row])
-        feed["mask_positions"] = flat_positions([[row.index(tok.mask_token_id)]], len(row))
-        out.append(model.top5(feed))
-    return np.concatenate(out)
 
 
 ROUNDS = 7
@@ -139,13 +127,13 @@ ROUNDS = 7
 def latency(model: Model, seq: int, runs: int) -> float:
     ids = np.random.default_rng(0).integers(5, 8000, (1, seq)).astype(np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids),
-            "mask_positions": np.array([seq // 2], dtype=np.int64)}
+            "mask_positions": np.array([seq // 2], dtype=np.int64), "top_k": np.array([5], dtype=np.int64)}
     for _ in range(5):
-        model.top5(feed)
+        model.run(["top_ids"], feed)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        model.top5(feed)
+        model.run(["top_ids"], feed)
         times.append(time.perf_counter() - t)
     return summarize(times)["median_ms"]
 
@@ -293,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     quiet()
     from albert_onnx.engine.cpu import int8_weights_saturate
-    from albert_onnx.export.validate import agreement, masked_rows
+    from albert_onnx.export.validate import agreement, masked_rows, top_k_of
     from albert_onnx.tokenizer import Tokenizer
 
     cache = args.cache
@@ -308,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in masked_rows(tok, heldout) if len(r) <= 128]
 
     fp32 = dict(kind="fp32")
-    ref = top5_at_masks(Model(arts["mini"] / "model.onnx", fp32, None), tok, rows)
+    ref = top_k_of(Model(arts["mini"] / "model.onnx", fp32, None), tok, rows)
     results = []
     timed_models: dict[str, Model] = {"fp32": Model(arts["base"] / "model.onnx", fp32, args.threads)}
     for row, (name, cfg) in enumerate(CONFIGS.items()):
@@ -334,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # no kernel to time
             model = Model(q, cfg, None if which == "mini" else args.threads)
             if which == "mini":
-                entry.update(agreement(ref, top5_at_masks(model, tok, rows)))
+                entry.update(agreement(ref, top_k_of(model, tok, rows)))
             else:
                 entry["kernel"] = model.kernel
                 size = sum(f.stat().st_size for f in q.parent.glob(q.stem + ".*") if f.suffix in (".onnx", ".bin"))
