@@ -239,7 +239,13 @@ def model_time(port: int) -> tuple[float, int]:
 SETTLE_S = 0.3
 
 
-def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -> dict[str, Any]:
+def with_wait(request: str, wait_ms: float) -> str:
+    """The floor server's request: the same body, with how long its stand-in model run takes."""
+    return json.dumps({**json.loads(request), "wait_ms": round(wait_ms, 3)}, ensure_ascii=False)
+
+
+def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
+             floor_port: int | None = None) -> dict[str, Any]:
     """Served p50 at concurrency 1 against the in-process median of one warm in-process
     predictor. This machine's speed drifts by 20 % and more between minutes, so each round is
     in-process, served, in-process again (50 calls, 1 s, 50 calls): its overhead is the served p50
@@ -252,7 +258,11 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
 
     Beside it, free of the drift: the served mean latency minus the mean time of the same
     requests' model runs inside the server (its ``albert_onnx_model_seconds``, read before and
-    after the served second)."""
+    after the served second).
+
+    And the floor (``floor_port``: benchmarks/floor_server.py): in each round, the same load
+    against a bare server of the same design whose stand-in model run busy-waits the round's
+    in-process median; its p50 minus that wait is what any such server adds on this machine."""
     rounds_out = []
     proc = subprocess.Popen(in_process, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -268,6 +278,11 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
             before = in_process_round()
             paced_before: dict[str, float] | None = in_process_round(gap) if gap is not None else None
             time.sleep(SETTLE_S)
+            floor = None
+            if floor_port is not None:
+                wait = before["median_ms"]
+                floor = load(floor_port, 1, 1.0, with_wait(request, wait))["p50_ms"] - wait
+                time.sleep(SETTLE_S)
             ticks = cpu_ticks()
             (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)
             steal = steal_pct(ticks, cpu_ticks())
@@ -283,7 +298,8 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
                                "paced_in_process_ms": sum(paced) / len(paced), "pause_ms": gap * 1e3,
                                "paced_overhead_ms": served["p50_ms"] - sum(paced) / len(paced),
                                "served_mean_ms": served["mean_ms"], "model_mean_ms": model_ms,
-                               "paired_overhead_ms": served["mean_ms"] - model_ms, "steal_pct": steal})
+                               "paired_overhead_ms": served["mean_ms"] - model_ms, "steal_pct": steal,
+                               "floor_overhead_ms": floor})
     finally:
         proc.kill()
         proc.wait()
@@ -292,6 +308,8 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
             "paced_overhead_ms": statistics.median(r["paced_overhead_ms"] for r in rounds_out),
             "paced_in_process_ms": statistics.median(r["paced_in_process_ms"] for r in rounds_out),
             "in_process_ms": statistics.median(r["in_process_ms"] for r in rounds_out),
+            "floor_overhead_ms": (statistics.median(r["floor_overhead_ms"] for r in rounds_out)
+                                  if floor_port is not None else None),
             "steal_pct": statistics.fmean(r["steal_pct"] for r in rounds_out),
             "steal_max_pct": max(r["steal_pct"] for r in rounds_out),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds_out)}
@@ -300,12 +318,18 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40) -
 def run_contender(name: str, cmd: list[str], port: int, seconds: float, request: str,
                   in_process: list[str] | None = None, rounds: int = 40) -> dict[str, Any]:
     proc = start(cmd, port)
+    floor = None
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for _ in range(20):  # warm up
             if call(conn, request.encode()) != 200:
                 raise RuntimeError(f"{name} does not answer {request}")
-        extra = {"in_process": overhead(port, in_process, request, rounds)} if in_process else {"in_process": None}
+        extra: dict[str, Any] = {"in_process": None}
+        if in_process:
+            floor_port = free_port()
+            floor = start([sys.executable, str(HERE.parent / "floor_server.py"), str(floor_port)], floor_port)
+            extra["in_process"] = overhead(port, in_process, request, rounds, floor_port)
+            floor.terminate()
         rows = []
         for c in CONCURRENCY:
             ticks = cpu_ticks()
@@ -314,8 +338,10 @@ def run_contender(name: str, cmd: list[str], port: int, seconds: float, request:
                   f"p99 {rows[-1]['p99_ms']:.1f} ms", flush=True)
         return {"name": name, "load": rows, "peak_rss_mb": peak_rss_mb(proc.pid), **extra}
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for p in (proc, floor):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=60)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,12 +394,13 @@ def main(argv: list[str] | None = None) -> int:
         ov = r["in_process"]
         extra.append([r["model"], r["name"], round(ov["in_process_ms"], 2), round(ov["overhead_ms"], 2),
                       round(ov["paced_in_process_ms"], 2), round(ov["paced_overhead_ms"], 2),
-                      round(ov["paired_overhead_ms"], 2), f"{ov['steal_pct']:.1f} ({ov['steal_max_pct']:.0f})",
+                      round(ov["paired_overhead_ms"], 2), round(ov["floor_overhead_ms"], 2),
+                      f"{ov['steal_pct']:.1f} ({ov['steal_max_pct']:.0f})",
                       round(ov["peak_rss_mb"]), round(r["peak_rss_mb"]),
                       round(r["peak_rss_mb"] / ov["peak_rss_mb"], 2)])
         spread.append([r["model"], r["name"], *(", ".join(f"{x[k]:.2f}" for x in ov["rounds"])
                                                 for k in ("overhead_ms", "paced_overhead_ms", "paired_overhead_ms",
-                                                          "steal_pct"))])
+                                                          "floor_overhead_ms", "steal_pct"))])
     peers = {r["model"]: r for r in results if r["name"] == peer_name}
     ratios = []
     for r in results:
@@ -403,13 +430,18 @@ def main(argv: list[str] | None = None) -> int:
           "paced as the server's model runs are (each "
           "call after a pause as long as the time between two runs in the served second). Beside them, free of "
           "the machine's drift: per round, the served mean latency minus the mean of the same requests' model "
-          "runs inside the server (`albert_onnx_model_seconds`), and the median of those:\n\n"
+          "runs inside the server (`albert_onnx_model_seconds`), and the median of those. Last, the floor: in "
+          "each round, the same load against a bare server of the same design (benchmarks/floor_server.py: "
+          "Uvicorn, the request handed to a thread and back, no work of ours) whose stand-in model run "
+          "busy-waits the round's in-process median; its p50 minus that wait is what any such server adds on "
+          "this machine (the HTTP stack and the wake-ups after the idle wait):\n\n"
           + md_table(["model", "server", "in-process ms, back to back", "overhead ms", "in-process ms, paced",
-                      "overhead ms (paced)", "served - model ms", "steal % in served seconds, mean (max)",
+                      "overhead ms (paced)", "served - model ms", "bare server's overhead ms",
+                      "steal % in served seconds, mean (max)",
                       "in-process RSS MB", "server RSS MB", "RSS ratio"], extra)
           + "\nEach round's figures, in order:\n\n"
           + md_table(["model", "server", "overhead (back to back) ms", "overhead (paced) ms", "served - model ms",
-                      "steal %"], spread)
+                      "bare server's overhead ms", "steal %"], spread)
           + "\nPeak RSS of every serving process after its load:\n\n"
           + md_table(["model", "server", "peak RSS MB"], memory))
     name = "serve" if args.models == "all" else f"serve-{args.models}"  # a partial run beside the whole one
