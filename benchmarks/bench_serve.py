@@ -239,11 +239,6 @@ def model_time(port: int) -> tuple[float, int]:
 SETTLE_S = 0.3
 
 
-def with_wait(request: str, wait_ms: float) -> str:
-    """The floor server's request: the same body, with how long its stand-in model run takes."""
-    return json.dumps({**json.loads(request), "wait_ms": round(wait_ms, 3)}, ensure_ascii=False)
-
-
 def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
              floor_port: int | None = None) -> dict[str, Any]:
     """Served p50 at concurrency 1 against the in-process median of one warm in-process
@@ -260,10 +255,11 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
     requests' model runs inside the server (its ``albert_onnx_model_seconds``, read before and
     after the served second).
 
-    And the floor (``floor_port``: benchmarks/floor_server.py): in each round, the same load
-    against a bare server of the same design whose stand-in model run busy-waits the round's
-    in-process median; its p50 minus that wait is what any such server adds on this machine."""
-    rounds_out = []
+    And the floor (``floor_port``: benchmarks/floor_server.py, a bare server of the same design
+    calling the same predictor): in each round, its served p50 in a second of its own, taken
+    before or after ours in turn, minus the same in-process median: what any such server adds
+    on this machine, by the same comparison."""
+    rounds_out: list[dict[str, Any]] = []
     proc = subprocess.Popen(in_process, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def in_process_round(gap_s: float = 0.0) -> dict[str, float]:
@@ -278,14 +274,16 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
             before = in_process_round()
             paced_before: dict[str, float] | None = in_process_round(gap) if gap is not None else None
             time.sleep(SETTLE_S)
-            floor = None
-            if floor_port is not None:
-                wait = before["median_ms"]
-                floor = load(floor_port, 1, 1.0, with_wait(request, wait))["p50_ms"] - wait
+            floor_p50 = None
+            if floor_port is not None and len(rounds_out) % 2 == 0:
+                floor_p50 = load(floor_port, 1, 1.0, request)["p50_ms"]
                 time.sleep(SETTLE_S)
             ticks = cpu_ticks()
             (sum0, count0), served, (sum1, count1) = model_time(port), load(port, 1, 1.0, request), model_time(port)
             steal = steal_pct(ticks, cpu_ticks())
+            if floor_port is not None and floor_p50 is None:
+                time.sleep(SETTLE_S)
+                floor_p50 = load(floor_port, 1, 1.0, request)["p50_ms"]
             model_ms = (sum1 - sum0) / (count1 - count0) * 1e3
             gap = max(served["mean_ms"] - model_ms, 0.0) / 1e3
             time.sleep(SETTLE_S)
@@ -299,7 +297,7 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
                                "paced_overhead_ms": served["p50_ms"] - sum(paced) / len(paced),
                                "served_mean_ms": served["mean_ms"], "model_mean_ms": model_ms,
                                "paired_overhead_ms": served["mean_ms"] - model_ms, "steal_pct": steal,
-                               "floor_overhead_ms": floor})
+                               "floor_overhead_ms": None if floor_p50 is None else floor_p50 - inproc})
     finally:
         proc.kill()
         proc.wait()
@@ -316,7 +314,10 @@ def overhead(port: int, in_process: list[str], request: str, rounds: int = 40,
 
 
 def run_contender(name: str, cmd: list[str], port: int, seconds: float, request: str,
-                  in_process: list[str] | None = None, rounds: int = 40) -> dict[str, Any]:
+                  in_process: list[str] | None = None, rounds: int = 40,
+                  floor_cmd: list[str] | None = None) -> dict[str, Any]:
+    """Loads at each concurrency; with ``in_process``, first the overhead rounds, with the bare
+    server ``floor_cmd`` (its port appended) beside ours."""
     proc = start(cmd, port)
     floor = None
     try:
@@ -326,10 +327,16 @@ def run_contender(name: str, cmd: list[str], port: int, seconds: float, request:
                 raise RuntimeError(f"{name} does not answer {request}")
         extra: dict[str, Any] = {"in_process": None}
         if in_process:
-            floor_port = free_port()
-            floor = start([sys.executable, str(HERE.parent / "floor_server.py"), str(floor_port)], floor_port)
+            floor_port = None
+            if floor_cmd is not None:
+                floor_port = free_port()
+                floor = start([*floor_cmd, str(floor_port)], floor_port)
+                floor_conn = http.client.HTTPConnection("127.0.0.1", floor_port, timeout=60)
+                for _ in range(20):  # warm up
+                    call(floor_conn, request.encode())
             extra["in_process"] = overhead(port, in_process, request, rounds, floor_port)
-            floor.terminate()
+            if floor is not None:
+                floor.terminate()
         rows = []
         for c in CONCURRENCY:
             ticks = cpu_ticks()
@@ -373,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "albert_onnx.cli", "serve", str(art), "--port", str(port),
                    "--precision", precision, "--threads", "2"]
             in_process = [sys.executable, "-c", IN_PROCESS, str(art), precision, model.body] if model.overhead else None
+            floor_cmd = [sys.executable, str(HERE.parent / "floor_server.py"), str(art), precision, "2"]
             results.append({"model": model.label, "task": model.task,
                             **run_contender(f"albert-onnx serve {precision}", cmd, port, args.seconds, model.body,
-                                            in_process, args.rounds)})
+                                            in_process, args.rounds, floor_cmd)})
         port = free_port()
         peer = [sys.executable, str(HERE.parent / "peer_server.py"), str(folder), model.task, str(port), "2"]
         results.append({"model": model.label, "task": model.task,
@@ -431,10 +439,10 @@ def main(argv: list[str] | None = None) -> int:
           "call after a pause as long as the time between two runs in the served second). Beside them, free of "
           "the machine's drift: per round, the served mean latency minus the mean of the same requests' model "
           "runs inside the server (`albert_onnx_model_seconds`), and the median of those. Last, the floor: in "
-          "each round, the same load against a bare server of the same design (benchmarks/floor_server.py: "
-          "Uvicorn, the request handed to a thread and back, no work of ours) whose stand-in model run "
-          "busy-waits the round's in-process median; its p50 minus that wait is what any such server adds on "
-          "this machine (the HTTP stack and the wake-ups after the idle wait):\n\n"
+          "each round, a second of the same load against a bare server of the same design calling the same "
+          "predictor (benchmarks/floor_server.py: Uvicorn, the request handed to a thread and back, no "
+          "routes, checks, queue bound, batching or metrics), before or after ours in turn, its p50 minus the "
+          "same back-to-back in-process median: what any such server adds on this machine:\n\n"
           + md_table(["model", "server", "in-process ms, back to back", "overhead ms", "in-process ms, paced",
                       "overhead ms (paced)", "served - model ms", "bare server's overhead ms",
                       "steal % in served seconds, mean (max)",

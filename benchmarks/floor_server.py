@@ -1,13 +1,13 @@
-"""The least any server of this design adds on this machine: a bare ASGI app on the stack
-`albert-onnx serve` runs on (Uvicorn, httptools, uvloop) whose only work is what a model run
-costs, done where `serve` does it (on a thread of its own, so that the event loop is free).
+"""The least a server of `albert-onnx serve`'s design costs on this machine: a bare ASGI app on
+the same stack (Uvicorn, with httptools and uvloop where installed) that hands each request to a
+thread of its own, which calls the same in-process predictor and answers its result as JSON. No
+routes, checks, limits, queue bound, batching or metrics: what is left is what any server that
+keeps its event loop free of the model pays (the HTTP stack, two thread hand-offs, waking after
+the model's run, and the model run slowed by what happens between runs).
 
-  python benchmarks/floor_server.py PORT
+  python benchmarks/floor_server.py ARTIFACT PRECISION THREADS PORT
 
-POST /predict {"inputs": ..., "wait_ms": W}: hands the request to the thread, which busy-waits W
-ms (a model run that long), and answers a fixed classifier-shaped JSON. bench_serve.py sets W to
-the in-process predictor's time, so the served latency minus W is the floor of the overhead: the
-HTTP stack, the two thread hand-offs and the wake-ups after W ms idle, with no work of ours.
+POST (any path) {"inputs": ...} -> the predictor's result for inputs, as JSON; GET -> {}.
 """
 
 from __future__ import annotations
@@ -17,24 +17,33 @@ import json
 import queue
 import sys
 import threading
-import time
 from typing import Any
 
-ANSWER = json.dumps([{"label": "LABEL_0", "score": 0.5}]).encode()
+import numpy as np
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)
 
 
 def main() -> None:
     import uvicorn
 
-    jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], float]] = queue.SimpleQueue()
+    from albert_onnx import pipeline
+
+    artifact, precision, threads, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    predictor = pipeline(artifact, precision=precision, threads=threads)
+    jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[bytes], Any]] = queue.SimpleQueue()
 
     def model_thread() -> None:
         while True:
-            loop, future, wait_s = jobs.get()
-            deadline = time.perf_counter() + wait_s
-            while time.perf_counter() < deadline:
-                pass
-            loop.call_soon_threadsafe(future.set_result, None)
+            loop, future, inputs = jobs.get()
+            answer = json.dumps(predictor(inputs), default=plain, ensure_ascii=False).encode()
+            loop.call_soon_threadsafe(future.set_result, answer)
 
     threading.Thread(target=model_thread, daemon=True).start()
 
@@ -52,17 +61,18 @@ def main() -> None:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
+        answer = b"{}"
         if scope["method"] == "POST":
             loop = asyncio.get_running_loop()
             future = loop.create_future()
-            jobs.put((loop, future, float(json.loads(body).get("wait_ms", 0)) / 1e3))
-            await future
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]
+            jobs.put((loop, future, json.loads(body)["inputs"]))
+            answer = await future
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": ANSWER})
+        await send({"type": "http.response.body", "body": answer})
 
-    # as `serve` configures Uvicorn (which picks uvloop and httptools where installed)
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False,
+    # as `serve` configures Uvicorn
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
                 proxy_headers=False, server_header=False)
 
 
