@@ -12,8 +12,9 @@ with 5 choices) and the ALBERT-base shape with a random 3-label head; albert-onn
 against the peer (PyTorch fp32, benchmarks/peer_server.py, the transformers pipeline of the task
 or, for multiple choice, which has none, AlbertForMultipleChoice and a softmax), all with 2
 threads. Also, for -cls and the base shape: the server's overhead over the in-process predictor
-at concurrency 1 (40 rounds in turns against one warm in-process predictor) and each serving
-process's peak RSS against an in-process predictor's.
+at concurrency 1 (40 rounds in turns against one warm in-process predictor, with a bare server of
+the same design calling the same predictor beside it: benchmarks/floor_server.py) and each
+serving process's peak RSS against an in-process predictor's.
 
   python benchmarks/bench_serve.py              # about 13 minutes on 2 cores
 
