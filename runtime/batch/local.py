@@ -22,18 +22,26 @@ from .storage import write_part
 JOB_FILE, DONE_FILE = "_job.json", "_SUCCESS"
 
 _worker: Any = None  # the BatchPredictor of this worker process
+_worker_error: Exception | None = None  # why it could not be made: raised by every part it is given
 
 
 def _init_worker(artifact: str, options: dict[str, Any], precision: str, provider: str, threads: int,
                  int8_weights: str) -> None:
-    global _worker
+    # An initializer that raises breaks the pool, and the parent sees only BrokenProcessPool:
+    # keep the error, and let the first part raise it, so the parent gets it as it is.
+    global _worker, _worker_error
     from .predictor import BatchPredictor
 
-    _worker = BatchPredictor(artifact, TaskOptions(**options), precision=precision, provider=provider,
-                             threads=threads, int8_weights=int8_weights)
+    try:
+        _worker = BatchPredictor(artifact, TaskOptions(**options), precision=precision, provider=provider,
+                                 threads=threads, int8_weights=int8_weights)
+    except Exception as exc:
+        _worker_error = exc
 
 
 def _run_part(path: str, rows: list[tuple[str, str | None, str | None]]) -> tuple[int, int]:
+    if _worker_error is not None:
+        raise _worker_error
     columns = _worker.predict([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     write_part(need_pyarrow().fs.LocalFileSystem(), str(Path(path).parent), Path(path).name, columns)
     return len(rows), sum(e is not None for e in columns["error"])
@@ -70,6 +78,8 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
                 "text_column": text_column,
                 "id_column": id_column, "part_rows": part_rows}
     key = job_key(artifact, files, settings)
+    total = count_rows(files)  # reads every line: a file that is no text fails here, before any write
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     job = out / JOB_FILE
     if job.exists():
@@ -82,17 +92,16 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
         tmp = out / f".{JOB_FILE}.tmp"
         tmp.write_text(json.dumps(key, indent=2), encoding="utf-8")
         os.replace(tmp, job)
-    total = count_rows(files)
     started = time.perf_counter()
     done_rows = errors = skipped = 0
     parts = 0
     bar = _Progress(total, progress)
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(str(artifact), asdict(options), precision, provider, threads,
-                                          int8_weights)) as pool:
-        pending: set[cf.Future[tuple[int, int]]] = set()
-
+    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                  initargs=(str(artifact), asdict(options), precision, provider, threads,
+                                            int8_weights))
+    pending: set[cf.Future[tuple[int, int]]] = set()
+    try:
         def drain(block: bool) -> None:
             nonlocal done_rows, errors
             while pending and (block or len(pending) >= 2 * workers):
@@ -114,12 +123,28 @@ def run_local(artifact: str | Path, input_path: str | Path, output: str | Path, 
             pending.add(pool.submit(_run_part, str(path), [(r.id, r.text, r.error) for r in chunk]))
             drain(block=False)
         drain(block=True)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        _undo_start(out, created)
+        raise
+    pool.shutdown()
     bar.close()
     summary = {"rows": total, "rows_run": done_rows, "rows_resumed": skipped, "errors_in_run": errors,
                "parts": parts, "seconds": round(time.perf_counter() - started, 2), "workers": workers,
                "threads": threads}
     (out / DONE_FILE).write_text(json.dumps(summary) + "\n", encoding="utf-8")
     return summary
+
+
+def _undo_start(out: Path, created: bool) -> None:
+    """After a failed run that wrote no part, leave nothing that would refuse the rerun: no job
+    file, and no folder where there was none."""
+    if any(out.glob("part-*.parquet")):
+        return  # an interrupted job: the rerun finishes it
+    (out / JOB_FILE).unlink(missing_ok=True)
+    if created and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _local_path(location: str) -> str:

@@ -4,7 +4,9 @@ one reader of every engine (the cluster engines run it on segments). Parquet nee
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from ..errors import InputError
 SUFFIXES = (".txt", ".jsonl", ".parquet")
 OUTPUT_COLUMNS = ("id", "text", "result", "error")
 # tasks whose rows are several columns, carried as one JSON object in the text column
+# what decoding with surrogateescape leaves for bytes that are not UTF-8, and NUL: no text has them
+_BINARY = re.compile("[\\0\udc80-\udcff]")
 STRUCTURED = {"question-answering": ("question", "context"), "multiple-choice": ("question", "choices")}
 
 
@@ -52,6 +56,18 @@ def need_pyarrow() -> Any:
     return pyarrow
 
 
+def parquet_file(name: str, source: Any) -> Any:
+    """``source`` (a path or an open file) as a ``pyarrow.parquet.ParquetFile``; one that is no
+    Parquet (corrupt, cut short, another format) fails as InputError naming ``name``."""
+    pa = need_pyarrow()
+    try:
+        return pa.parquet.ParquetFile(source)
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{name}: not a readable Parquet file ({reason}); inputs are UTF-8 .txt, .jsonl or "
+                         ".parquet files") from None
+
+
 def input_files(path: str | Path) -> list[Path]:
     """The files of a job's input: the file itself, or the supported files of a folder, sorted."""
     path = Path(path)
@@ -71,23 +87,43 @@ def count_rows(files: list[Path]) -> int:
     total = 0
     for f in files:
         if f.suffix == ".parquet":
-            total += need_pyarrow().parquet.ParquetFile(str(f)).metadata.num_rows
+            total += parquet_file(str(f), str(f)).metadata.num_rows
         else:
             total += sum(1 for _ in _lines(f, skip_blank=f.suffix == ".jsonl"))
     return total
 
 
 def _lines(path: Path, skip_blank: bool) -> Iterator[str]:
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        yield from split_lines(f, skip_blank)
+    with open_text(path) as f:
+        yield from split_lines(f, skip_blank, path.name)
 
 
-def split_lines(stream: Iterable[str], skip_blank: bool) -> Iterator[str]:
-    """The lines of a text opened with ``newline=""`` (``\n``, ``\r\n`` and ``\r`` end a
-    line), without their ends; ``skip_blank`` drops lines of only white space."""
-    for line in stream:
+def open_text(path: str | Path) -> Any:
+    """``path`` opened for :func:`split_lines`: UTF-8, undecodable bytes kept for it to find."""
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def decode_text(data: bytes) -> io.StringIO:
+    """Bytes for :func:`split_lines`, as :func:`open_text` reads a file."""
+    return io.StringIO(data.decode("utf-8", errors="surrogateescape"), newline="")
+
+
+def split_lines(stream: Iterable[str], skip_blank: bool, name: str = "input",
+                first_line: int | None = 1) -> Iterator[str]:
+    """The lines of a text read as :func:`open_text` reads it (``\n``, ``\r\n`` and ``\r`` end
+    a line), without their ends; ``skip_blank`` drops lines of only white space. A line with
+    bytes that are not UTF-8, or with a NUL character, is no text: InputError names ``name`` and
+    the line (``first_line`` is the first line's number; None: not known), so a binary file fails at once."""
+    for number, line in enumerate(stream, first_line or 1):
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line
+        bad = _BINARY.search(line)
+        if bad is not None:
+            what = ("a NUL character" if bad.group() == "\0" else
+                    f"the byte 0x{ord(bad.group()) - 0xDC00:02x}, which is not UTF-8")
+            where = f"{name} line {number}" if first_line is not None else f"{name}: a line"
+            raise InputError(f"{where} holds {what}: not a UTF-8 text file (a binary file?); "
+                             "inputs are UTF-8 text, one a line, or .jsonl / .parquet")
         if skip_blank and not line.strip():
             continue
         yield line
@@ -162,7 +198,7 @@ def check_inputs(files: list[Path], columns: tuple[str, ...], id_column: str) ->
         if f.suffix == ".txt":
             check_txt(str(f), columns)
         elif f.suffix == ".parquet":
-            parquet_columns(str(f), need_pyarrow().parquet.ParquetFile(str(f)).schema_arrow.names, columns, id_column)
+            parquet_columns(str(f), parquet_file(str(f), str(f)).schema_arrow.names, columns, id_column)
 
 
 def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id",
@@ -181,7 +217,7 @@ def read_rows(files: list[Path], text_column: str = "text", id_column: str = "id
                 yield row
                 number += 1
         else:
-            pq = need_pyarrow().parquet.ParquetFile(str(f))
+            pq = parquet_file(str(f), str(f))
             read = parquet_columns(str(f), pq.schema_arrow.names, columns, id_column)
             for row in batch_rows(pq.iter_batches(columns=read, batch_size=4096), number, columns):
                 yield row

@@ -6,13 +6,13 @@ same error rows, on every engine."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .rows import Row, batch_rows, check_txt, line_rows, need_pyarrow, parquet_columns, split_lines
+from .rows import Row, batch_rows, check_txt, decode_text, line_rows, need_pyarrow, parquet_columns, parquet_file,
+                   split_lines
 from .storage import InputFile, filesystem
 
 INDEX_BYTES = 64 << 20  # a text file is indexed in ranges of this size, by as many tasks
@@ -75,8 +75,8 @@ def _line_start(f: Any, at: int, size: int) -> int:
     return size
 
 
-def _count(data: bytes, skip_blank: bool) -> int:
-    return sum(1 for _ in split_lines(io.StringIO(data.decode("utf-8", errors="replace"), newline=""), skip_blank))
+def _count(data: bytes, skip_blank: bool, name: str) -> int:
+    return sum(1 for _ in split_lines(decode_text(data), skip_blank, name, None))
 
 
 def index_range(source: str, path: str, lo: int, hi: int, columns: tuple[str, ...], id_column: str,
@@ -86,9 +86,8 @@ def index_range(source: str, path: str, lo: int, hi: int, columns: tuple[str, ..
     fs, _ = filesystem(source)
     name = path.rsplit("/", 1)[-1]
     if path.endswith(".parquet"):
-        pq = need_pyarrow().parquet
         with fs.open_input_file(path) as f:
-            meta = pq.ParquetFile(f)
+            meta = parquet_file(name, f)
             parquet_columns(name, meta.schema_arrow.names, columns, id_column)
             total = meta.metadata.num_rows
         return [Piece(a, min(a + part_rows, total), min(a + part_rows, total) - a)
@@ -108,7 +107,7 @@ def index_range(source: str, path: str, lo: int, hi: int, columns: tuple[str, ..
             cut = len(block) if pos >= end else block.rfind(b"\n") + 1
             whole, tail = block[:cut], block[cut:]
             offset = pos - len(block)  # where block[0] lies in the file
-            n = _count(whole, skip_blank) if whole else 0
+            n = _count(whole, skip_blank, name) if whole else 0
             if rows + n < part_rows:
                 rows += n
                 continue
@@ -116,7 +115,7 @@ def index_range(source: str, path: str, lo: int, hi: int, columns: tuple[str, ..
             while i < len(whole):
                 j = whole.find(b"\n", i)
                 j = len(whole) if j < 0 else j + 1
-                rows += _count(whole[i:j], skip_blank)
+                rows += _count(whole[i:j], skip_blank, name)
                 i = j
                 if rows >= part_rows:
                     pieces.append(Piece(piece_start, offset + j, rows))
@@ -149,13 +148,13 @@ def segment_rows(segment: Segment, columns: tuple[str, ...], id_column: str) -> 
     suffix = "." + name.rsplit(".", 1)[-1]
     with fs.open_input_file(segment.path) as f:
         if suffix == ".parquet":
-            pq = need_pyarrow().parquet.ParquetFile(f)
+            pq = parquet_file(name, f)
             read = parquet_columns(name, pq.schema_arrow.names, columns, id_column)
             rows = _parquet_range(pq, read, segment.start, segment.end)
             yield from batch_rows(rows, segment.number, columns)
             return
         data = f.read_at(segment.end - segment.start, segment.start)
-    lines = split_lines(io.StringIO(data.decode("utf-8", errors="replace"), newline=""), suffix == ".jsonl")
+    lines = split_lines(decode_text(data), suffix == ".jsonl", name, segment.file_row + 1)
     yield from line_rows(name, suffix, lines, segment.number, segment.file_row + 1, columns, id_column)
 
 

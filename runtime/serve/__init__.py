@@ -3,6 +3,8 @@ httptools and uvloop). Nothing here is imported by the light install."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from collections.abc import MutableMapping
@@ -10,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+
+log = logging.getLogger("albert_onnx.serve")
+access = logging.getLogger("albert_onnx.serve.access")
 
 __all__ = ["create_app", "ray_deployment", "serve", "serve_on_ray"]
 
@@ -23,18 +28,28 @@ def create_app(artifact: str | Path, **options: Any) -> Any:
 
 
 def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, drain_s: float = 30.0,
-          linger_s: float = 0.5, log_level: str = "warning", **options: Any) -> None:
+          linger_s: float = 0.5, log_level: str = "info", access_log: bool = True, **options: Any) -> None:
     """Serve ``artifact`` until SIGTERM or SIGINT. On the first signal the server drains: new
     requests get 503, those in flight finish (at most ``drain_s`` seconds), and for ``linger_s``
     more the server still answers 503 (clients learn it is going, rather than meeting a closed
-    port mid-connect), then it exits; a second signal exits at once."""
+    port mid-connect), then it exits; a second signal exits at once.
+
+    It logs on stderr (``log_level``): at start the address, the model and the limits, at
+    shutdown what it drained, and (``access_log``) a Common Log Format line per request."""
     _need_extra()
     import uvicorn
 
+    _configure_logging(log_level, access_log)
     app = create_app(artifact, **options)
     state = app.state.serving
 
     class DrainingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = [s.getsockname() for server in self.servers for s in server.sockets]
+                log.info("%s", _started_line(app.info, bound, options))
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if state["draining"]:
                 super().handle_exit(sig, frame)
@@ -43,17 +58,54 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
             threading.Thread(target=self._drain, args=(sig, frame), daemon=True).start()
 
         def _drain(self, sig: int, frame: Any) -> None:
-            deadline = time.monotonic() + drain_s
+            started, waiting = time.monotonic(), state["inflight"]
+            log.info("signal %d: draining %d request(s) in flight (at most %gs); new ones get 503", sig, waiting, drain_s)
+            deadline = started + drain_s
             while state["inflight"] > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            left = state["inflight"]
+            log.info("drained %d of %d request(s) in %.2fs%s; stopping", waiting - left, waiting,
+                     time.monotonic() - started, f", {left} cut off at the deadline" if left else "")
             time.sleep(linger_s)
             super().handle_exit(sig, frame)
 
     # no proxy-header middleware (the app reads no client address) and no `server` header: less
-    # work on each request's path
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(drain_s),
-                            access_log=False, proxy_headers=False, server_header=False)
+    # work on each request's path; Uvicorn's own lines only at warning (ours say what it does)
+    config = uvicorn.Config(app, host=host, port=port, log_level="debug" if log_level == "debug" else "warning",
+                            timeout_graceful_shutdown=int(drain_s), access_log=False, proxy_headers=False,
+                            server_header=False, log_config=None)
     DrainingServer(config).run()
+    log.info("stopped")
+
+
+def _started_line(info: dict[str, Any], bound: list[Any], options: dict[str, Any]) -> str:
+    """The start line: address, artifact, task, precision, int8 kernel, threads, limits, key on or off."""
+    urls = ", ".join(f"http://[{a[0]}]:{a[1]}" if ":" in a[0] else f"http://{a[0]}:{a[1]}" for a in bound)
+    limits = ", ".join(f"{k} {v}" for k, v in info["limits"].items())
+    kernel = f", int8 kernel {info['int8_kernel']}" if info.get("int8_kernel") else ""
+    key = f"on (from ${options['api_key_env']})" if options.get("api_key_env") else "off"
+    return (f"serving {info['model']} ({info['task']}, {info['precision']}{kernel}, "
+            f"{options.get('threads') or 'all'} threads, providers {info['providers']}) on {urls}; "
+            f"limits: {limits}; API key {key}")
+
+
+def _configure_logging(level: str, access_log: bool) -> None:
+    """The server's lines (``albert-onnx: ...``) at ``level`` on stderr, and the access log's bare
+    Common Log Format lines on stdout, unless the application configured logging itself."""
+    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+    if level not in levels:
+        raise InputError(f"unknown log level {level!r}; valid: {list(levels)}")
+    log.setLevel(levels[level])
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("albert-onnx: %(message)s"))
+        log.addHandler(handler)
+    access.setLevel(logging.INFO if access_log and levels[level] <= logging.INFO else logging.WARNING)
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
 
 
 def ray_deployment(artifact: str | Path, *, replicas: int = 1, threads: int = 1, **options: Any) -> Any:

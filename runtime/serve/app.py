@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .worker import ModelWorker, QueueFull
 
 log = logging.getLogger("albert_onnx.serve")
+access = logging.getLogger("albert_onnx.serve.access")  # one Common Log Format line per request, at INFO
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 DEFAULT_MAX_BODY_BYTES = 2_000_000  # TEI's default payload limit
@@ -188,7 +189,7 @@ def create_app(artifact: str | Path, *, task: str | None = None, precision: str 
         "/predict": ("POST", predict), "/embed": ("POST", embed), "/v1/embeddings": ("POST", openai_embeddings),
         "/rerank": ("POST", rerank), "/health": ("GET", health), "/info": ("GET", info_route),
         "/metrics": ("GET", metrics_route)}
-    return ServingApp(routes, state, metrics, worker, key, max_body_bytes)
+    return ServingApp(routes, state, metrics, worker, key, max_body_bytes, info)
 
 
 
@@ -198,9 +199,9 @@ class ServingApp:
     ``.state.serving`` holds ``draining`` and ``inflight`` (what a graceful shutdown watches)."""
 
     def __init__(self, routes: dict[str, tuple[str, Handler]], state: dict[str, Any], metrics: Metrics,
-                 worker: ModelWorker, key: str | None, max_body_bytes: int) -> None:
+                 worker: ModelWorker, key: str | None, max_body_bytes: int, info: dict[str, Any]) -> None:
         self.routes, self.metrics, self.worker, self.key = routes, metrics, worker, key
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes, self.info = max_body_bytes, info  # info: what /info answers
         self.state = SimpleNamespace(serving=state)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -210,7 +211,7 @@ class ServingApp:
         if scope["type"] != "http":  # websockets: not served
             return
         state, path = self.state.serving, scope["path"]
-        started, status = time.perf_counter(), 500
+        started, status, sent = time.perf_counter(), 500, 0
         state["inflight"] += 1
         try:
             try:
@@ -224,10 +225,12 @@ class ServingApp:
                     status = 499
                     return
                 status, payload, headers = 200, reply, {}
-            await _respond(send, status, payload, headers, head=scope["method"] == "HEAD")
+            sent = await _respond(send, status, payload, headers, head=scope["method"] == "HEAD")
         finally:
             state["inflight"] -= 1
             self.metrics.request(path if path in self.routes else "other", status, time.perf_counter() - started)
+            if access.isEnabledFor(logging.INFO):
+                access.info(_access_line(scope, status, sent))
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> Any:
         path, method = scope["path"], scope["method"]
@@ -274,7 +277,17 @@ def _failure(exc: Exception, path: str) -> HTTPError:
     return HTTPError(500, "internal error", "backend")
 
 
-async def _respond(send: Send, status: int, payload: Any, headers: dict[str, str], head: bool = False) -> None:
+def _access_line(scope: Scope, status: int, sent: int) -> str:
+    """A request in the Common Log Format: host, time, request line, status, bytes of the body."""
+    client = scope.get("client") or ("-", 0)
+    target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+    when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+    return (f'{client[0]} - - [{when}] "{scope["method"]} {target} HTTP/{scope.get("http_version", "1.1")}" '
+            f"{status} {sent or '-'}")
+
+
+async def _respond(send: Send, status: int, payload: Any, headers: dict[str, str], head: bool = False) -> int:
+    """Send the answer; the bytes of its body."""
     if isinstance(payload, Text):
         body, media_type = payload.body.encode(), payload.media_type
     else:
@@ -284,6 +297,7 @@ async def _respond(send: Send, status: int, payload: Any, headers: dict[str, str
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": b"" if head else body})
+    return 0 if head else len(body)
 
 
 async def _json_body(scope: Scope, receive: Receive, limit: int) -> dict[str, Any] | None:

@@ -12,7 +12,10 @@ from ..errors import ArtifactError, InputError
 from .base import as_list, named_texts
 from .text_classification import TextClassifier
 
-DEFAULT_TEMPLATE = "This example is {}."
+# A Japanese model wants a Japanese hypothesis: "this example is {label}", as JNLI's hypotheses are
+# written. transformers' pipeline defaults to the English one; pass it to compare with that.
+DEFAULT_TEMPLATE = "この例は{}です。"
+ENGLISH_TEMPLATE = "This example is {}."
 
 
 class ZeroShotResult(TypedDict):
@@ -111,5 +114,5 @@ class ZeroShotClassifier(TextClassifier):
                              "put {} where the label goes") from None
         if filled == template:
             raise InputError(f"hypothesis_template {template!r} has no {{}} for the label; "
-                             "put {} where the label goes, as in 'This example is {}.'")
+                             "put {} where the label goes, as in 'この例は{}です。'")
         return template
