@@ -104,8 +104,10 @@ def _hub_unreachable() -> str | None:
     host = urlparse(endpoint).hostname or endpoint
     try:
         socket.getaddrinfo(host, 443)
-    except (socket.gaierror, UnicodeError) as exc:
+    except socket.gaierror as exc:
         return f"{host}: {exc.strerror or exc}"
+    except UnicodeError as exc:  # a name no resolver takes
+        return f"{host}: {exc}"
     return None
 
 

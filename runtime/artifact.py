@@ -97,8 +97,9 @@ class Artifact:
     def graph_path(self, precision: str) -> Path:
         graphs = self.manifest["graphs"]
         if precision not in graphs:
-            raise ArtifactError(f"{self.folder}: no {precision!r} graph; this artifact has "
-                                f"{sorted(graphs)} (export with --quantize int8 for int8)")
+            how = {"int8": "--quantize int8", "fp16": "--fp16"}.get(precision)
+            raise ArtifactError(f"{self.folder}: no {precision!r} graph; this artifact has {sorted(graphs)}"
+                                + (f" (export with {how} for {precision})" if how else ""))
         return self.folder / graphs[precision]["file"]
 
     def verify(self, names: Iterable[str] | None = None) -> None:

@@ -25,6 +25,13 @@ SETTINGS = [dict(zip(("do_lower_case", "keep_accents", "remove_space"), combo))
             for combo in itertools.product([False, True], repeat=3)]
 
 
+def json_lines(text: str) -> list[Any]:
+    """What ``--json`` prints: one JSON value a line."""
+    import json
+
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def corpus_lines() -> list[str]:
     return [line for line in CORPUS.read_text(encoding="utf-8").split("\n") if line]
 

@@ -81,7 +81,7 @@ def test_local_engine_rows_and_errors(tiny_artifact: Path, tmp_path: Path, capsy
     assert json.loads(capsys.readouterr().out)["rows_run"] == 0
     assert read_output(out) == rows
     # another job into the same folder is refused
-    assert main(["batch", str(tiny_artifact), str(src), "-o", str(out), "--part-rows", "5", "--quiet"]) == 1
+    assert main(["batch", str(tiny_artifact), str(src), "-o", str(out), "--part-rows", "5", "--quiet"]) == 2
     assert "holds the output of another job" in capsys.readouterr().err
 
 
@@ -126,26 +126,26 @@ def test_resume_after_a_killed_run(tiny_artifact: Path, tmp_path: Path) -> None:
 
 
 def test_bad_job_arguments(tiny_artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["batch", str(tiny_artifact), str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["batch", str(tiny_artifact), str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o")]) == 2
     assert "input not found" in capsys.readouterr().err
     (tmp_path / "x.csv").write_text("a\n")
-    assert main(["batch", str(tiny_artifact), str(tmp_path / "x.csv"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["batch", str(tiny_artifact), str(tmp_path / "x.csv"), "-o", str(tmp_path / "o")]) == 2
     assert "unknown input format '.csv'" in capsys.readouterr().err
     pq.write_table(pa.table({"sentence": ["a"]}), str(tmp_path / "p.parquet"))
-    assert main(["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o2")]) == 1
+    assert main(["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o2")]) == 2
     assert "no column 'text'; columns: ['sentence'] (use --text-column)" in capsys.readouterr().err
     assert main(["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o3"),
-                 "--workers", "0"]) == 1
+                 "--workers", "0"]) == 2
     assert "--workers must be a positive integer" in capsys.readouterr().err
     # the cluster engines' options are checked before any engine starts
     args = ["batch", str(tiny_artifact), str(tmp_path / "p.parquet"), "-o", str(tmp_path / "o4")]
-    assert main([*args, "--engine", "ray", "--runtime-env", "[1]"]) == 1
+    assert main([*args, "--engine", "ray", "--runtime-env", "[1]"]) == 2
     assert "--runtime-env must be a JSON object, not '[1]'" in capsys.readouterr().err
-    assert main([*args, "--engine", "ray", "--runtime-env", "{pip"]) == 1
+    assert main([*args, "--engine", "ray", "--runtime-env", "{pip"]) == 2
     assert "--runtime-env must be a JSON object (" in capsys.readouterr().err
-    assert main([*args, "--engine", "spark", "--conf", "spark.executor.memory"]) == 1
+    assert main([*args, "--engine", "spark", "--conf", "spark.executor.memory"]) == 2
     assert "--conf takes KEY=VALUE" in capsys.readouterr().err
-    assert main(["batch", str(tiny_artifact), "s3://bucket/in.txt", "-o", str(tmp_path / "o5")]) == 1
+    assert main(["batch", str(tiny_artifact), "s3://bucket/in.txt", "-o", str(tmp_path / "o5")]) == 2
     assert "the local engine reads and writes this machine's files" in capsys.readouterr().err
     assert not any(p.name.startswith("o") for p in tmp_path.iterdir())
 

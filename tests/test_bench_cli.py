@@ -74,5 +74,5 @@ def test_bad_arguments(report: dict, tiny_artifact: Path, tmp_path: Path, capsys
                        extra: list[str], match: str) -> None:
     (tmp_path / "b.json").write_text(json.dumps(report))
     extra = [x.replace("{b}", str(tmp_path / "b.json")) for x in extra]
-    assert main(["bench", str(tiny_artifact), "--calls", "1", "--rounds", "1", "--no-cold-start", *extra]) == 1
+    assert main(["bench", str(tiny_artifact), "--calls", "1", "--rounds", "1", "--no-cold-start", *extra]) == 2
     assert match in capsys.readouterr().err

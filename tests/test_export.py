@@ -11,7 +11,7 @@ import pytest
 from albert_onnx import FillMask
 from albert_onnx.artifact import load_artifact
 
-from .conftest import TINY
+from .conftest import TINY, head_artifact
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -136,6 +136,44 @@ def test_bad_sources(source: str, match: str, tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "out").exists()
 
 
+def test_unreachable_hub_reads_the_cache_alone_and_fails_at_once(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub whose name does not resolve: no half minute of retries, the cache alone, one clear error."""
+    import transformers
+
+    from albert_onnx.export import ExportError, export_model
+    from albert_onnx.export import source as source_module
+
+    asked: list[dict[str, object]] = []
+    real_config = transformers.AlbertConfig.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def fake_config(cls, source, **kw):  # type: ignore[no-untyped-def]
+        asked.append(kw)
+        return real_config(cls, source, **kw)
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    monkeypatch.setattr(transformers.AlbertConfig, "from_pretrained", classmethod(fake_config))
+    assert source_module._hub_unreachable() is not None
+    with pytest.raises(ExportError, match=r"hub id 'some-org/some-albert': the hub is out of reach "
+                                          r"\(no-such-host\.invalid: .*\) and the model is not in the local hub "
+                                          r"cache; offline\? pass a local model folder"):
+        export_model("some-org/some-albert", tmp_path / "out", log=lambda s: None)
+    assert asked and asked[0].get("local_files_only") is True
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_head_the_checkpoint_lacks_is_refused(spm_albert: Path, heads_root: Path, tmp_path: Path) -> None:
+    """--task question-answering on a classifier would export random qa_outputs: refused, naming the valid tasks."""
+    from albert_onnx.export import ExportError, export_model
+
+    folder, _ = head_artifact("cls", spm_albert, heads_root)
+    with pytest.raises(ExportError, match=r"has no question-answering head .*qa_outputs\.bias, qa_outputs\.weight "
+                                          r"would be random weights\); valid --task for it: "
+                                          r"\['feature-extraction', 'text-classification'\]"):
+        export_model(str(folder), tmp_path / "qa", task="question-answering", log=lambda s: None)
+    assert not (tmp_path / "qa").exists()
+
+
 def test_not_albert_is_refused(tmp_path: Path) -> None:
     from albert_onnx.export import ExportError, export_model
 
@@ -184,6 +222,7 @@ def test_hub_id_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.Monke
     from huggingface_hub.utils import EntryNotFoundError
 
     from albert_onnx.export import export_model
+    from albert_onnx.export import source as export_source
 
     repo = "test-org/tiny-albert"
     real_config = transformers.AlbertConfig.from_pretrained.__func__
@@ -203,7 +242,8 @@ def test_hub_id_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.Monke
         kw.pop("revision", None)
         return real_model(cls, str(tiny_model), **kw)
 
-    def fake_download(repo_id, filename, revision=None):  # type: ignore[no-untyped-def]
+    def fake_download(repo_id, filename, revision=None, local_files_only=False):  # type: ignore[no-untyped-def]
+        assert not local_files_only  # the hub is reachable here
         asked.append((filename, revision))
         if not (tiny_model / filename).exists():
             raise EntryNotFoundError(f"{filename} not in {repo_id}")
@@ -212,6 +252,7 @@ def test_hub_id_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(transformers.AlbertConfig, "from_pretrained", classmethod(fake_config))
     monkeypatch.setattr(transformers.AlbertForMaskedLM, "from_pretrained", classmethod(fake_model))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(export_source, "_hub_unreachable", lambda: None)
     out = export_model(repo, tmp_path / "hub", revision="v1", log=lambda s: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == {"model": repo, "revision": "v1", "commit": "0123abcd",

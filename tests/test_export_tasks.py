@@ -12,7 +12,7 @@ from albert_onnx import FeatureExtractor, pipeline
 from albert_onnx.artifact import load_artifact
 from albert_onnx.cli import main
 
-from .conftest import TINY, head_artifact, make_head_folder
+from .conftest import TINY, head_artifact, json_lines, make_head_folder
 
 transformers = pytest.importorskip("transformers")
 
@@ -105,19 +105,19 @@ def test_cli_export_task_and_predict(spm_albert: Path, heads_root: Path, tmp_pat
     assert main(["export", str(folder), "-o", str(tmp_path / "c"), "--task", "text-classification"]) == 0
     assert "fp32 check against PyTorch: max|Δ| = " in capsys.readouterr().out
     assert main(["predict", str(cls_art), "吾輩は猫である。", "今日は雨", "--json", "--all-labels"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = json_lines(capsys.readouterr().out)
     assert doc == pipeline(cls_art)(["吾輩は猫である。", "今日は雨"], top_k=None)
     assert main(["predict", str(cls_art), "吾輩は猫", "--text-pair", "である", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == pipeline(cls_art)([{"text": "吾輩は猫", "text_pair": "である"}],
+    assert json_lines(capsys.readouterr().out) == pipeline(cls_art)([{"text": "吾輩は猫", "text_pair": "である"}],
                                                                     top_k=1)
-    assert main(["predict", str(cls_art), "a", "b", "--text-pair", "c"]) == 1
+    assert main(["predict", str(cls_art), "a", "b", "--text-pair", "c"]) == 2
     assert "once per TEXT" in capsys.readouterr().err
     _, ner_art = head_artifact("ner", spm_albert, heads_root)
     assert main(["predict", str(ner_art), "東京駅から大阪へ", "--aggregation-strategy", "simple", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == [pipeline(ner_art)("東京駅から大阪へ", aggregation_strategy="simple")]
+    assert json_lines(capsys.readouterr().out) == [pipeline(ner_art)("東京駅から大阪へ", aggregation_strategy="simple")]
     _, enc_art = head_artifact("encoder", spm_albert, heads_root)
     assert main(["predict", str(enc_art), "東京駅", "--pooling", "mean", "--json"]) == 0
-    vec = json.loads(capsys.readouterr().out)
+    vec = json_lines(capsys.readouterr().out)
     assert len(vec) == 1 and len(vec[0]) == TINY["hidden_size"]
     assert main(["predict", str(enc_art), "東京駅"]) == 0
     assert "32 float32" in capsys.readouterr().out

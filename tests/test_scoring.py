@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from albert_onnx import FillMask, InputError
 from albert_onnx.cli import main
 
-from .conftest import SHARED_MODEL, corpus_lines
+from .conftest import SHARED_MODEL, corpus_lines, json_lines
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -87,17 +86,17 @@ def test_bad_input(tiny_artifact: Path, bad: object, match: str) -> None:
 def test_cli_score(tiny_artifact: Path, capsys: pytest.CaptureFixture[str]) -> None:
     texts = ["吾輩は猫である。", "猫は吾輩である。"]
     assert main(["score", str(tiny_artifact), *texts, "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = json_lines(capsys.readouterr().out)
     want = FillMask(tiny_artifact).score(texts)
     assert [round(d["pll"], 6) for d in doc] == [round(w, 6) for w in want]
     assert main(["score", str(tiny_artifact), texts[0], "--per-token", "--json"]) == 0
-    assert [d["token"] for d in json.loads(capsys.readouterr().out)[0]] == FillMask(tiny_artifact).tokenizer.tokenize(
+    assert [d["token"] for d in json_lines(capsys.readouterr().out)[0]] == FillMask(tiny_artifact).tokenizer.tokenize(
         texts[0])
     assert main(["score", str(tiny_artifact), *texts, "--per-token"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("吾輩は猫である。  PLL") and out[0].index("PLL") == out[
         1 + len(FillMask(tiny_artifact).tokenizer.tokenize(texts[0]))].index("PLL")
-    assert main(["score", str(tiny_artifact), "x[MASK]"]) == 1
+    assert main(["score", str(tiny_artifact), "x[MASK]"]) == 2
     assert "scoring masks each token" in capsys.readouterr().err
 
 

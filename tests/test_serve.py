@@ -43,8 +43,10 @@ class Server:
 
     def __init__(self, artifact: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        # no access log by default: nobody reads the pipe while the server runs, and a full pipe blocks
         self.proc = subprocess.Popen([sys.executable, "-m", "albert_onnx.cli", "serve", str(artifact),
-                                      "--port", str(self.port), *args], env={**os.environ, **(env or {})},
+                                      "--port", str(self.port), "--no-access-log", *args],
+                                     env={**os.environ, **(env or {})},
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -436,6 +438,58 @@ def test_rerank(spm_albert: Path, heads_root: Path, servers: list[Server], head:
                          ({"query": "q", "texts": ["a"], "top": 1}, "unknown field 'top'")):
         status, got, _ = server.call("POST", "/rerank", bad)
         assert status == 422 and message in got["error"]
+
+
+def test_serve_logs_start_access_and_shutdown(tiny_artifact: Path, tmp_path: Path) -> None:
+    """The start line says where and what it serves (never the key), each request is one Common
+    Log Format line on stdout (off with --no-access-log), and SIGTERM says what it drained."""
+    import re
+
+    port = free_port()
+    out, err = tmp_path / "out", tmp_path / "err"
+    env = {**os.environ, "TEST_KEY": "sekrit-value"}
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "albert_onnx.cli", "serve", str(tiny_artifact), "--port",
+                                 str(port), "--precision", "int8", "--api-key-env", "TEST_KEY", "--threads", "1"],
+                                env=env, stdout=o, stderr=e)
+        try:
+            deadline = time.monotonic() + 60
+            while "serving" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/predict", body=json.dumps({"inputs": TEXTS[0]}).encode(),
+                         headers={"Authorization": "Bearer sekrit-value"})
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read()
+            conn.request("GET", "/nowhere")
+            conn.getresponse().read()
+            conn.close()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    start, *rest = err.read_text().splitlines()
+    assert start.startswith(f"albert-onnx: serving {tiny_artifact.name} (fill-mask, int8, int8 kernel ")
+    assert f"on http://127.0.0.1:{port};" in start and "1 threads" in start
+    assert "max_inputs 64" in start and "API key on (from $TEST_KEY)" in start
+    assert "sekrit" not in err.read_text() + out.read_text()
+    assert rest[0].startswith("albert-onnx: signal 15: draining 0 request(s)")
+    assert rest[-2:] == [rest[-2], "albert-onnx: stopped"] and rest[-2].startswith("albert-onnx: drained 0 of 0")
+    clf = r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "%s HTTP/1\.1" %d \d+'
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(clf % ("POST /predict", 200), lines[0]), lines[0]
+    assert re.fullmatch(clf % ("GET /nowhere", 401), lines[1]), lines[1]  # no key sent
+
+
+def test_serve_quiet_without_access_log(tiny_artifact: Path, servers: list[Server]) -> None:
+    server = Server(tiny_artifact, "--log-level", "warning")
+    servers.append(server)
+    assert server.call("POST", "/predict", {"inputs": TEXTS[0]})[0] == 200
+    server.proc.send_signal(signal.SIGTERM)
+    output, _ = server.proc.communicate(timeout=30)
+    assert output == ""
 
 
 @pytest.mark.slow

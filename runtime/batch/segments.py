@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .rows import Row, batch_rows, check_txt, decode_text, line_rows, need_pyarrow, parquet_columns, parquet_file,
-                   split_lines
+from .rows import (
+    Row,
+    batch_rows,
+    check_txt,
+    decode_text,
+    line_rows,
+    parquet_columns,
+    parquet_file,
+    split_lines,
+)
 from .storage import InputFile, filesystem
 
 INDEX_BYTES = 64 << 20  # a text file is indexed in ranges of this size, by as many tasks

@@ -57,7 +57,3 @@ class _Stderr(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         print(self.format(record), file=sys.stderr)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

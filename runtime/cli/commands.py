@@ -65,9 +65,9 @@ def _run(args: argparse.Namespace, predictor: Any, options: Any, shown_as: str) 
     count = 0  # (stdin or a file may hold no line)
     for chunk in _chunks(read_inputs(args, predictor.task)):
         results = json_results(predictor, chunk, options)
-        for item, result in zip(chunk, results):
-            print(output.json_line(result) if args.json else "\n".join(output.human(shown_as, item, result, options)))
-        sys.stdout.flush()
+        lines = [output.json_line(r) for r in results] if args.json else output.human_chunk(shown_as, chunk, results,
+                                                                                           options)
+        print("\n".join(lines), flush=True)
         count += len(chunk)
     if count == 0:
         raise InputError("no input: give TEXT arguments, -i FILE, or '-' to read stdin")

@@ -37,8 +37,8 @@ def _verb_case(name: str, verb: argparse.ArgumentParser) -> str:
                           "return;;")
         else:  # a file, folder, number or word: let the shell complete paths
             values.append(f'        {pattern}) COMPREPLY=($(compgen -f -- "$cur")); return;;')
-    positional = [a for a in verb._actions if not a.option_strings and a.choices]
-    words = _words(list(positional[0].choices)) if positional else ""
+    positional = [list(a.choices) for a in verb._actions if not a.option_strings and a.choices]
+    words = _words(positional[0]) if positional else ""
     lines = [f"    {name})", f'      opts="{_words(_options(verb))}"', f'      choices="{words}"',
              '      case "$prev" in', *values, "      esac;;"]
     return "\n".join(lines)

@@ -15,7 +15,10 @@ from .parser import PROG, UsageError
 USAGE, FAILURE, INTERRUPTED = 2, 1, 130
 # a Python keyword in a message: ``name``, ``name=value`` (value up to a space, ``;``, ``,`` or ``)``)
 _KEYWORD = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?:=(True|False|[^\s;,)]+))?")
-_PYTHON_WORDS = ((re.compile(r"(albert_onnx\.)?pipeline\(\)"), f"`{PROG} predict`"),)
+_PYTHON_WORDS = ((re.compile(r"(albert_onnx\.)?pipeline\(\)"), f"`{PROG} predict`"),
+                 (re.compile(r"\bNone \("), "left out ("))
+# a plain word that names a flag where a check says what it must be: ``threads must be ...``
+_SUBJECT = re.compile(r"(?:^|(?<=; ))([a-z][a-z0-9_]*)(?= must\b| needs\b)")
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -43,14 +46,19 @@ def cli_words(message: str, known: dict[str, argparse.Action]) -> str:
         action = known.get(name)
         if action is None or (value is None and "_" not in name):
             return m.group(0)
-        option = next(o for o in action.option_strings if o.startswith("--"))
+        option = _option(action)
         if isinstance(action, argparse._StoreFalseAction):  # --no-align-to-words: align_to_words=False
             return option if value in (None, "False") else f"no {option}"
         if isinstance(action, argparse._StoreTrueAction):
             return option if value in (None, "True") else f"no {option}"
         return option if value is None else f"{option} {value}"
 
+    message = _SUBJECT.sub(lambda m: _option(known[m.group(1)]) if m.group(1) in known else m.group(0), message)
     return _KEYWORD.sub(flag, message)
+
+
+def _option(action: argparse.Action) -> str:
+    return next(o for o in action.option_strings if o.startswith("--"))
 
 
 def one_line(message: str) -> str:

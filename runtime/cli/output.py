@@ -44,8 +44,14 @@ def echo(item: Any, columns: int = ECHO_COLUMNS) -> str:
     return "".join(out) + f"… ({len(item) if isinstance(item, str) else len(text)} characters)"
 
 
-def human(task: str, item: Any, result: Any, options: Any) -> list[str]:
-    """The lines of one input's answer, headed by the input."""
+def human_chunk(task: str, items: list[Any], results: list[Any], options: Any) -> list[str]:
+    """The lines of a chunk of answers, each headed by its input (scores aligned in a column)."""
+    width = max(display_width(echo(item)) for item in items)
+    return [line for item, result in zip(items, results) for line in human(task, item, result, options, width)]
+
+
+def human(task: str, item: Any, result: Any, options: Any, width: int = ECHO_COLUMNS) -> list[str]:
+    """The lines of one input's answer, headed by the input (``width``: the column of a score)."""
     lines = [echo(item)]
     if task == "fill-mask":
         for m, cands in enumerate(result, 1):
@@ -53,11 +59,11 @@ def human(task: str, item: Any, result: Any, options: Any) -> list[str]:
             lines += [f"    {rank}. {pad(c['token_str'], 12)} {c['score']:.4f}" for rank, c in enumerate(cands, 1)]
     elif task == "score":
         if isinstance(result, dict):
-            lines[0] = f"{pad(lines[0], ECHO_COLUMNS)}  PLL {result['pll']:9.3f}  " \
+            lines[0] = f"{pad(lines[0], width)}  PLL {result['pll']:9.3f}  " \
                        f"pseudo-perplexity {result['pseudo_perplexity']:10.3f}"
         else:  # per token
             total = sum(t["logprob"] for t in result)
-            lines[0] = f"{pad(lines[0], ECHO_COLUMNS)}  PLL {total:9.3f}  " \
+            lines[0] = f"{pad(lines[0], width)}  PLL {total:9.3f}  " \
                        f"pseudo-perplexity {math.exp(-total / len(result)):10.3f}"
             lines += [f"    {pad(t['token'], 12)} {t['logprob']:8.3f}" for t in result]
     elif task == "text-classification":

@@ -62,8 +62,8 @@ def _examples(*lines: str) -> str:
 
 
 def _artifact(p: argparse.ArgumentParser, uri: bool = False) -> None:
-    p.add_argument("artifact", metavar="ARTIFACT",
-                   help="artifact folder written by `albert-onnx export`" + (" (ray, spark: or its URI)" if uri else ""))
+    where = " (ray, spark: or its URI)" if uri else ""
+    p.add_argument("artifact", metavar="ARTIFACT", help=f"artifact folder written by `albert-onnx export`{where}")
 
 
 def _int8_weights(p: Any) -> None:

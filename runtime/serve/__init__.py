@@ -50,6 +50,10 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
                 bound = [s.getsockname() for server in self.servers for s in server.sockets]
                 log.info("%s", _started_line(app.info, bound, options))
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets)
+            log.info("stopped")
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if state["draining"]:
                 super().handle_exit(sig, frame)
@@ -59,7 +63,8 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
 
         def _drain(self, sig: int, frame: Any) -> None:
             started, waiting = time.monotonic(), state["inflight"]
-            log.info("signal %d: draining %d request(s) in flight (at most %gs); new ones get 503", sig, waiting, drain_s)
+            log.info("signal %d: draining %d request(s) in flight (at most %gs); new ones get 503", sig, waiting,
+                     drain_s)
             deadline = started + drain_s
             while state["inflight"] > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -75,7 +80,6 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
                             timeout_graceful_shutdown=int(drain_s), access_log=False, proxy_headers=False,
                             server_header=False, log_config=None)
     DrainingServer(config).run()
-    log.info("stopped")
 
 
 def _started_line(info: dict[str, Any], bound: list[Any], options: dict[str, Any]) -> str:

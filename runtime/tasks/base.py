@@ -77,11 +77,11 @@ class Predictor:
         return self.encoder.artifact.manifest
 
     def _encode_texts(self, texts: Sequence[str], check: Callable[[str, str, list[int]], None] | None = None,
-                      truncation: bool = False) -> list[list[int]]:
+                      truncation: bool | None = None) -> list[list[int]]:
         """Id rows of ``texts`` (``[CLS]``/``[SEP]`` included), after the input checks: the
         task's own ``check(where, text, ids)`` first, then the model's length limit (with
-        ``truncation``, texts are cut to it instead)."""
-        if not isinstance(truncation, bool):
+        ``truncation``, texts are cut to it instead; None: the task cannot cut, and says so)."""
+        if truncation is not None and not isinstance(truncation, bool):
             raise InputError(f"truncation must be True or False, not {truncation!r}")
         rows = []
         for where, text in named_texts(texts):
@@ -90,7 +90,7 @@ class Predictor:
                 check(where, text, ids)
             if truncation and len(ids) > self.truncation_length:
                 ids = self.tokenizer.encode_truncated(text, None, self.truncation_length).ids
-            self.encoder.check_length(where, len(ids), truncatable=True)
+            self.encoder.check_length(where, len(ids), truncatable=truncation is not None)
             rows.append(ids)
         return rows
 
