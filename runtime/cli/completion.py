@@ -82,6 +82,6 @@ def script(parser: argparse.ArgumentParser, shell: str) -> str:
     """The completion script for ``shell`` (``bash`` or ``zsh``)."""
     if shell == "bash":
         return bash_script(parser)
-    return (f"#compdef {PROG}\n# zsh completion for {PROG}; written by `{PROG} completion zsh`: the bash "
-            "script, run by zsh's bashcompinit\nautoload -U +X bashcompinit && bashcompinit\n"
-            + bash_script(parser))
+    return (f"# zsh completion for {PROG}; written by `{PROG} completion zsh`: the bash script, run by zsh's "
+            f"bashcompinit.\n# In ~/.zshrc, after compinit: eval \"$({PROG} completion zsh)\"\n"
+            "autoload -U +X bashcompinit && bashcompinit\n" + bash_script(parser))

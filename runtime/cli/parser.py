@@ -321,6 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     c = _verb(sub, "completion", "print a shell completion script",
               "albert-onnx completion bash > ~/.local/share/bash-completion/completions/albert-onnx",
               "eval \"$(albert-onnx completion bash)\"      # this shell only",
-              "albert-onnx completion zsh > \"${fpath[1]}/_albert-onnx\"")
+              "eval \"$(albert-onnx completion zsh)\"       # in ~/.zshrc, after compinit")
     c.add_argument("shell", choices=["bash", "zsh"], help="the shell: bash or zsh")
     return p
