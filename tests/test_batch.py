@@ -20,8 +20,8 @@ from albert_onnx.cli import main
 
 from .conftest import corpus_lines, head_artifact
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install -e '.[batch]'")
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow.parquet is not installed: pip install -e '.[batch]'")
 
 GOOD = [t[: len(t) // 2] + "[MASK]" + t[len(t) // 2 :] for t in corpus_lines()[:40] if "[" not in t and "<" not in t]
 BAD = ["マスクのない文", "", "猫" * 200 + "[MASK]"]
@@ -170,7 +170,7 @@ def test_batch_predictor_is_public(tiny_artifact: Path, spm_albert: Path, heads_
 
 @pytest.mark.slow
 def test_ray_engine(tiny_artifact: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
     from albert_onnx.batch.engines import run_ray
 
     src, texts = write_inputs(tmp_path / "in")
@@ -181,7 +181,7 @@ def test_ray_engine(tiny_artifact: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_spark_engine(tiny_artifact: Path, tmp_path: Path) -> None:
-    pytest.importorskip("pyspark")
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
     from albert_onnx.batch.engines import run_spark
 
     src, texts = write_inputs(tmp_path / "in")

@@ -28,9 +28,9 @@ from albert_onnx.cli import main
 
 from .test_batch import BAD, GOOD
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
-pafs = pytest.importorskip("pyarrow.fs")
+pa = pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install -e '.[batch]'")
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow.parquet is not installed: pip install -e '.[batch]'")
+pafs = pytest.importorskip("pyarrow.fs", reason="pyarrow.fs is not installed: pip install -e '.[batch]'")
 
 pytestmark = pytest.mark.slow
 ENGINES = ["ray", "spark"]
@@ -38,11 +38,11 @@ ENGINES = ["ray", "spark"]
 
 def run_engine(engine: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     if engine == "ray":
-        pytest.importorskip("ray")
+        pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
         from albert_onnx.batch.engines import run_ray
 
         return run_ray(*args, **kwargs)
-    pytest.importorskip("pyspark")
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
     from albert_onnx.batch.engines import run_spark
 
     return run_spark(*args, **kwargs)
@@ -120,8 +120,8 @@ def test_engine_rows_equal_the_local_engine(engine: str, tiny_artifact: Path, in
 def s3() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1; the AWS settings go to the environment, which the engines'
     workers inherit. Yields the bucket."""
-    pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server", reason="moto.server is not installed: pip install -e '.[test]'")
+    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed: pip install -e '.[test]'")
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request otherwise
@@ -182,7 +182,7 @@ def test_s3_input_artifact_and_output(engine: str, s3: str, tiny_artifact: Path,
 # --- resume after the driver was killed -------------------------------------------------------------
 
 def test_spark_resume_after_a_killed_driver(tiny_artifact: Path, tmp_path: Path) -> None:
-    pytest.importorskip("pyspark")
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
     src = tmp_path / "in.txt"
     texts = (GOOD * 40)[:1200]
     src.write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -227,7 +227,7 @@ def _free_port() -> int:
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark standalone master and one worker (2 cores) on 127.0.0.1, from pyspark's own
     spark-class; yields the master URL."""
-    pyspark = pytest.importorskip("pyspark")
+    pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
     work = tmp_path_factory.mktemp("spark-standalone")
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(spark_class.parents[1])}
@@ -328,7 +328,7 @@ def test_spark_submit_on_the_standalone_cluster(spark_cluster: str, tiny_artifac
 
 
 def test_spark_executor_killed_mid_job(spark_cluster: str, tiny_artifact: Path, tmp_path: Path) -> None:
-    psutil = pytest.importorskip("psutil")
+    psutil = pytest.importorskip("psutil", reason="psutil is not installed: pip install -e '.[test]'")
 
     def executors() -> list[Any]:
         return [p for p in psutil.process_iter(["cmdline"])
@@ -359,7 +359,7 @@ def test_spark_workers_without_albert_onnx(spark_cluster: str, tiny_artifact: Pa
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Ray head started with ``ray start`` on 127.0.0.1 (3 CPUs) for one test (one Ray node on
     this machine at a time); yields its address, which the job joins as ``--address`` does."""
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
     ray_bin = Path(sys.executable).parent / "ray"
     port = _free_port()
     # loopback only, and no token: the driver's Ray connects without one (a test-only cluster)
@@ -391,8 +391,8 @@ def test_ray_on_a_started_cluster(ray_cluster: str, tiny_artifact: Path, inputs:
 
 
 def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
+    psutil = pytest.importorskip("psutil", reason="psutil is not installed: pip install -e '.[test]'")
 
     def one_actor() -> list[Any]:
         actors = [p for p in psutil.process_iter(["cmdline"]) if "SegmentRunner" in " ".join(p.info["cmdline"] or [])]
@@ -404,7 +404,7 @@ def test_ray_actor_killed_mid_job(tiny_artifact: Path, tmp_path: Path) -> None:
 def test_ray_workers_without_albert_onnx(tiny_artifact: Path, tmp_path: Path) -> None:
     """Ray workers that cannot import the package (their PYTHONPATH, through the job's
     runtime_env, puts first an albert_onnx that is not there): one clear error, nothing written."""
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
     shadow = tmp_path / "shadow" / "albert_onnx"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'albert_onnx'\")\n")

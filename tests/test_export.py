@@ -13,8 +13,8 @@ from albert_onnx.artifact import load_artifact
 
 from .conftest import TINY, head_artifact
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 
 def test_manifest_records_everything(tiny_artifact: Path) -> None:
@@ -48,7 +48,7 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
 
 
 def test_shared_layer_weights_are_stored_once(tiny_artifact: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
     from onnx import numpy_helper
 
     model = onnx.load(str(tiny_artifact / "model.onnx"))

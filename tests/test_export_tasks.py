@@ -14,7 +14,7 @@ from albert_onnx.cli import main
 
 from .conftest import TINY, head_artifact, json_lines, make_head_folder
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 
 @pytest.mark.parametrize("head, task, labels, problem", [
@@ -41,7 +41,7 @@ def test_auto_task_and_manifest(spm_albert: Path, heads_root: Path, head: str, t
 
 
 def test_shared_layer_weights_stored_once_for_every_head(spm_albert: Path, heads_root: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
     from onnx import numpy_helper
 
     for head in ("cls", "ner", "encoder"):

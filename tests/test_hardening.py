@@ -29,7 +29,8 @@ with_surrogates = st.text(alphabet=st.characters(codec=None, categories=["Cs", "
 
 @pytest.fixture(scope="module")
 def pair(spm_albert: Path, folder_root: Path):  # type: ignore[no-untyped-def]
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers",
+                                       reason="transformers is not installed: pip install -e '.[export]'")
     folder = hf_folder(spm_albert, folder_root, keep_accents=True)
     return (Tokenizer.from_pretrained(folder, mask_fix=False),
             transformers.AlbertTokenizerFast.from_pretrained(str(folder)))
@@ -136,7 +137,7 @@ def test_eight_threads_thousands_of_calls(fm: FillMask) -> None:
 
 
 def _memory(fm: FillMask, calls: int) -> float:
-    psutil = pytest.importorskip("psutil")
+    psutil = pytest.importorskip("psutil", reason="psutil is not installed: pip install -e '.[test]'")
     proc = psutil.Process()
     for i in range(500):
         fm.fill([CONCURRENT[i % len(CONCURRENT)]])
@@ -215,7 +216,7 @@ def test_export_refuses_pickled_code(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_external_data_outside_the_folder(tiny_artifact: Path, tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
     import json
     import shutil
 

@@ -18,7 +18,7 @@ from albert_onnx import FillMask, pipeline
 from albert_onnx.engine import cpu, int8_form
 from albert_onnx.errors import InputError
 
-from .conftest import SHARED_MODEL
+from .conftest import NO_SHARED, SHARED_MODEL
 from .int8_simulation import run_graph, simulated_graph
 
 TEXT = "大学で[MASK]の研究をしています"
@@ -44,7 +44,7 @@ def fake_cpu(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set[str]) -> 
 
 def product_weights(graph: Path | bytes) -> dict[str, np.ndarray]:
     """The weights and zero points the int8 products read, as arrays."""
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
     from onnx import numpy_helper
 
     model = onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
@@ -297,7 +297,7 @@ def test_warning_only_where_products_saturate(monkeypatch: pytest.MonkeyPatch, c
 def test_a_graph_that_cannot_be_converted_keeps_its_form(tiny_artifact: Path, tmp_path: Path) -> None:
     """A product weight read by another op: auto keeps the stored form; a forced other form is
     a clear error, not a silently wrong graph."""
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
     from onnx import helper
 
     model = onnx.load(str(tiny_artifact / "model_int8.onnx"))
@@ -334,7 +334,7 @@ def test_batch_equals_one_at_a_time_in_each_form(tiny_artifact: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason=NO_SHARED)
 def test_shared_model_int8_top1_on_heldout_masks(tmp_path: Path) -> None:
     """The accuracy bar: int8 top-1 >= 0.97 against fp32 at every held-out mask, on whatever CPU
     runs the test, in the form the runtime picks there (and in the other, where it is exact)."""

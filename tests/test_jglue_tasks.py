@@ -13,10 +13,10 @@ from albert_onnx import InputError, MultipleChoice, QuestionAnswerer, ZeroShotCl
 from albert_onnx.errors import ArtifactError
 from albert_onnx.tasks.zero_shot import DEFAULT_TEMPLATE, ENGLISH_TEMPLATE
 
-from .conftest import SHARED, corpus_lines, head_artifact, json_lines
+from .conftest import NO_SHARED, SHARED, corpus_lines, head_artifact, json_lines
 
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
+torch = pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
 
 SHARED_QA, SHARED_MC, SHARED_NLI = (SHARED / "models" / f"albert-ja-mini-wagahai-{h}" for h in ("qa", "mc", "nli"))
 LINES = [x for x in corpus_lines() if "[" not in x and "<" not in x]
@@ -123,7 +123,7 @@ def test_qa_bad_input(tiny_qa: tuple[Path, Path], call: Any, message: str) -> No
         call(QuestionAnswerer(tiny_qa[1]))
 
 
-@pytest.mark.skipif(not SHARED_QA.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_QA.is_dir(), reason=NO_SHARED)
 def test_qa_equals_the_pipeline_on_the_shared_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     from albert_onnx.export import export_model
 
@@ -194,7 +194,7 @@ def test_mc_bad_input(tiny_mc: tuple[Path, Path], call: Any, message: str) -> No
         call(MultipleChoice(tiny_mc[1]))
 
 
-@pytest.mark.skipif(not SHARED_MC.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_MC.is_dir(), reason=NO_SHARED)
 def test_mc_equals_pytorch_on_the_shared_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     from albert_onnx.export import export_model
 
@@ -265,7 +265,7 @@ def test_zero_shot_needs_an_entailment_label(spm_albert: Path, heads_root: Path)
         pipeline(art, task="question-answering")
 
 
-@pytest.mark.skipif(not SHARED_NLI.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_NLI.is_dir(), reason=NO_SHARED)
 def test_zero_shot_equals_the_pipeline_on_the_shared_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     from albert_onnx.export import export_model
 

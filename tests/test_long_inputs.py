@@ -15,7 +15,7 @@ from albert_onnx import FeatureExtractor, InputError, TextClassifier, TokenClass
 from .conftest import TINY, corpus_lines, head_artifact
 from .test_tasks import assert_same
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 LIMIT = TINY["max_position_embeddings"]
 LINES = [x for x in corpus_lines() if "[" not in x and "<" not in x]

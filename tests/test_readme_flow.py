@@ -9,7 +9,7 @@ import pytest
 
 from albert_onnx.cli import main
 
-from .conftest import SHARED_MODEL
+from .conftest import NO_SHARED, SHARED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +23,9 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert "<!-- test-command -->" in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.skipif(not SHARED_MODEL.exists(), reason="../shared/models is absent")
+@pytest.mark.skipif(not SHARED_MODEL.exists(), reason=NO_SHARED)
 def test_local_folder_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
     out = tmp_path / "mini"
     assert main(["export", str(SHARED_MODEL), "-o", str(out), "--quantize", "int8"]) == 0
     capsys.readouterr()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .conftest import SHARED
+from .conftest import NO_SHARED, SHARED
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXPORTS = {"mini": ("albert-ja-mini-wagahai", "auto"), "wagahai-cls": ("albert-ja-mini-wagahai-cls", "auto"),
@@ -51,9 +51,9 @@ def same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED.is_dir(), reason=NO_SHARED)
 def test_readme_task_examples(tmp_path_factory: pytest.TempPathFactory) -> None:
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
     from albert_onnx.export import export_model
 
     root = tmp_path_factory.mktemp("readme")

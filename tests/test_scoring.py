@@ -11,10 +11,10 @@ import pytest
 from albert_onnx import FillMask, InputError
 from albert_onnx.cli import main
 
-from .conftest import SHARED_MODEL, corpus_lines, json_lines
+from .conftest import NO_SHARED, SHARED_MODEL, corpus_lines, json_lines
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 TEXTS = [t for t in corpus_lines() if "[MASK]" not in t and "<" not in t][:40]
 
@@ -100,7 +100,7 @@ def test_cli_score(tiny_artifact: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "scoring masks each token" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason=NO_SHARED)
 def test_shared_model_pll_and_int8_ranking(tmp_path: Path) -> None:
     from albert_onnx.export import export_model
 

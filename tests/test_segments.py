@@ -15,8 +15,8 @@ from albert_onnx.batch import segments as seg
 from albert_onnx.batch.rows import read_rows
 from albert_onnx.batch.storage import list_inputs
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install -e '.[batch]'")
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow.parquet is not installed: pip install -e '.[batch]'")
 
 
 def plan_rows(source: str, columns: tuple[str, ...], part_rows: int) -> list[tuple[str, str | None, str | None]]:

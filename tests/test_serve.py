@@ -26,7 +26,7 @@ from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
 
-pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
 
 TEXTS = ["吾輩は[MASK]である。", "大学で[MASK]の研究をしています", "[MASK]は猫"]
 PLAIN = ["吾輩は猫である。", "名前はまだ無い。", "どこで生れたかとんと見当がつかぬ。"]
@@ -495,7 +495,7 @@ def test_serve_quiet_without_access_log(tiny_artifact: Path, servers: list[Serve
 @pytest.mark.slow
 def test_ray_serve_deployment(spm_albert: Path, heads_root: Path) -> None:
     """The same app as a Ray Serve application of two replicas, on a local Ray on the loopback."""
-    pytest.importorskip("ray.serve")
+    pytest.importorskip("ray.serve", reason="ray.serve is not installed: pip install -e '.[ray]'")
     import ray
     from ray import serve as ray_serve
 

@@ -11,7 +11,7 @@ from albert_onnx.tokenizer.spm_model import CONTROL, load_spm_model, parse_spm_m
 
 
 def test_fields_match_sentencepiece(spm_albert: Path) -> None:
-    spm = pytest.importorskip("sentencepiece")
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece is not installed: pip install -e '.[export]'")
     sp = spm.SentencePieceProcessor(model_file=str(spm_albert))
     ours = load_spm_model(spm_albert)
     assert len(ours.pieces) == sp.get_piece_size()

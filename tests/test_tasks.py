@@ -20,9 +20,9 @@ from albert_onnx import (
     pipeline,
 )
 
-from .conftest import SHARED, corpus_lines, head_artifact
+from .conftest import NO_SHARED, SHARED, corpus_lines, head_artifact
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 TEXTS = [t for t in corpus_lines() if "[MASK]" not in t][:60]
 
@@ -208,7 +208,7 @@ def test_bad_input(spm_albert: Path, heads_root: Path, head: str, call: Any, mat
         call(predictor)
 
 
-@pytest.mark.skipif(not (SHARED / "models" / "albert-ja-mini-wagahai-cls").is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not (SHARED / "models" / "albert-ja-mini-wagahai-cls").is_dir(), reason=NO_SHARED)
 @pytest.mark.parametrize("name, task", [("albert-ja-mini-wagahai-cls", "text-classification"),
                                         ("albert-ja-mini-wagahai-ner", "token-classification")])
 def test_shared_fine_tuned_models(name: str, task: str, tmp_path: Path) -> None:

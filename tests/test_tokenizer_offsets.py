@@ -11,10 +11,10 @@ import pytest
 
 from albert_onnx import Tokenizer
 
-from .conftest import SETTINGS, SHARED_MODEL, corpus_lines, hf_folder, settings_id
+from .conftest import NO_SHARED, SETTINGS, SHARED_MODEL, corpus_lines, hf_folder, settings_id
 from .test_tokenizer_parity import random_texts
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 NORMALIZING = ["ｶﾞｷﾞ ㍿　abc  d``x''", "\u200b猫", " x", "a\u0301\u0323b", "İstanbul ǅ ß ﬁ", "①②",
                "Ａｌｂｅｒｔ　ＡＬＢＥＲＴ", "吾輩は [MASK] である ", "x [SEP] y<pad>", "\t\n改行\r\n"]
@@ -53,7 +53,7 @@ def test_offsets_added_special_tokens(spm_plain: Path, folder_root: Path) -> Non
     assert_offsets(Tokenizer.from_pretrained(folder, mask_fix=False), ref, corpus_lines()[:150] + NORMALIZING, [])
 
 
-@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason="no ../shared")
+@pytest.mark.skipif(not SHARED_MODEL.is_dir(), reason=NO_SHARED)
 def test_offsets_shared_model() -> None:
     ref = transformers.AlbertTokenizerFast.from_pretrained(str(SHARED_MODEL))
     lines = corpus_lines()

@@ -10,9 +10,9 @@ import pytest
 
 from albert_onnx import Tokenizer
 
-from .conftest import SETTINGS, SHARED, SHARED_MODEL, corpus_lines, hf_folder, settings_id
+from .conftest import NO_SHARED, SETTINGS, SHARED, SHARED_MODEL, corpus_lines, hf_folder, settings_id
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed: pip install -e '.[export]'")
 
 RANGES = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
           (0x900, 0x97F), (0x1100, 0x11FF), (0x2000, 0x206F), (0x2100, 0x21FF),
@@ -89,7 +89,7 @@ def test_saved_fast_tokenizer_folder(spm_plain: Path, tmp_path: Path) -> None:
                   corpus_lines()[:150])
 
 
-@pytest.mark.skipif(not SHARED_MODEL.exists(), reason="../shared/models is absent")
+@pytest.mark.skipif(not SHARED_MODEL.exists(), reason=NO_SHARED)
 @pytest.mark.parametrize("settings", SETTINGS, ids=settings_id)
 def test_shared_model_on_novel(settings: dict[str, bool]) -> None:
     novel = SHARED / "corpus" / "wagahaiwa_nekodearu.txt"
@@ -104,7 +104,7 @@ def test_shared_model_on_novel(settings: dict[str, bool]) -> None:
 
 
 @pytest.mark.skipif(not (SHARED / "corpus" / "test_ja_model.model").exists(),
-                    reason="../shared/corpus is absent")
+                    reason=NO_SHARED)
 def test_sentencepiece_test_model_added_tokens(folder_root: Path) -> None:
     folder = hf_folder(SHARED / "corpus" / "test_ja_model.model", folder_root)
     ours, ref = load_pair(folder)

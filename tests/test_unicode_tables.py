@@ -24,8 +24,8 @@ def _generator():  # type: ignore[no-untyped-def]
 
 
 def test_tables_regenerate_identically() -> None:
-    pytest.importorskip("regex")
-    tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("regex", reason="regex is not installed: pip install -e '.[test]'")
+    tokenizers = pytest.importorskip("tokenizers", reason="tokenizers is not installed: pip install -e '.[export]'")
     if tokenizers.__version__ != _unicode_data.VERSIONS["tokenizers"]:
         pytest.skip(f"tables were made with tokenizers {_unicode_data.VERSIONS['tokenizers']}")
     gen = _generator()
@@ -34,7 +34,7 @@ def test_tables_regenerate_identically() -> None:
 
 
 def test_clusters_agree_with_regex_module_on_common_scripts() -> None:
-    regex = pytest.importorskip("regex")
+    regex = pytest.importorskip("regex", reason="regex is not installed: pip install -e '.[test]'")
     rng = random.Random(1)
     pool = [chr(c) for c in [*range(0x20, 0x250), *range(0x300, 0x370), *range(0x3040, 0x30FF),
                              *range(0x1100, 0x1200), *range(0xAC00, 0xAC40), *range(0x1F1E6, 0x1F200),
