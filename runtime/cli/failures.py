@@ -81,8 +81,9 @@ def report(exc: BaseException, parser: argparse.ArgumentParser, debug: bool) -> 
         status = USAGE if isinstance(exc, InputError) else FAILURE
     elif isinstance(exc, OSError):
         line, status = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), FAILURE
-    else:
-        line = (f"unexpected {type(exc).__name__}: {exc}; this is a bug: please report it with the output of "
+    else:  # a library's message can carry a remote traceback: its last line says what happened
+        last = [x.strip() for x in str(exc).splitlines() if x.strip()][-1:] or [""]
+        line = (f"unexpected {type(exc).__name__}: {last[0]}; this is a bug: please report it with the output of "
                 "the same command with --debug")
         status = FAILURE
     print(f"{PROG}: error: {one_line(line)}", file=sys.stderr)
