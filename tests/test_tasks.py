@@ -273,3 +273,21 @@ def test_answers_do_not_depend_on_the_thread_count(tiny_artifact: Path, spm_albe
     task = "zero-shot-classification" if head == "nli" else None
     answers = [_plain(THREAD_CALLS[head](pipeline(art, task, precision=precision, threads=n))) for n in (1, 2, 3)]
     assert answers[1] == answers[0] and answers[2] == answers[0]
+
+
+def test_fill_mask_targets_equal_the_pipeline(tiny_model: Path, tiny_artifact: Path) -> None:
+    """``targets``: words of the vocabulary, a word outside it (its first token, as the pipeline
+    takes it) and a lone str, with top_k above and below the number of targets."""
+    import transformers as tf
+
+    ref = tf.pipeline("fill-mask", model=tf.AlbertForMaskedLM.from_pretrained(str(tiny_model)),
+                      tokenizer=tf.AlbertTokenizerFast.from_pretrained(str(tiny_model)), device="cpu")
+    fm = FillMask(tiny_artifact, mask_fix=False)  # the reference tokenizer's stray '▁' after [MASK], as the pipeline
+    text = "吾輩は[MASK]である。"
+    words = [c["token_str"] for c in ref(text, top_k=12)][4:9]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the pipeline warns about a target outside its vocabulary
+        for targets, k in ((words, 5), (words, 2), (words + ["心理学の研究"], 10), (words[1], 3)):
+            assert_same(fm(text, targets=targets, top_k=k), ref(text, targets=targets, top_k=k))
+    with pytest.raises(InputError, match="targets must be a str or a non-empty list of str"):
+        fm(text, targets=[])

@@ -199,13 +199,15 @@ def serve(args: argparse.Namespace) -> int:
     options = dict(task=args.task, precision=args.precision, provider=args.provider, int8_weights=args.int8_weights,
                    max_batch_size=args.max_batch_size, max_queue=args.max_queue, max_inputs=args.max_inputs,
                    max_body_bytes=args.max_body_bytes, api_key_env=args.api_key_env,
-                   max_wait_ms=args.max_wait_ms)
+                   max_wait_ms=args.max_wait_ms, max_request_tokens=args.max_request_tokens,
+                   model_name=args.model_name, ready_deadline_s=args.ready_deadline, ui=args.ui)
     if args.engine == "ray":
         serve_on_ray(args.artifact, host=args.host, port=args.port, replicas=args.replicas, threads=args.threads or 1,
                      address=args.address, **options)
     else:
         serve(args.artifact, host=args.host, port=args.port, drain_s=args.drain_seconds, threads=args.threads,
-              log_level=args.log_level, access_log=args.access_log, **options)
+              log_level=args.log_level, access_log=args.access_log, read_timeout_s=args.read_timeout,
+              max_header_bytes=args.max_header_bytes, **options)
     return 0
 
 

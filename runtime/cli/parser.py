@@ -300,14 +300,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp32/fp16: how long a request waits for others to share its run (default 0)")
     v.add_argument("--max-queue", type=int, default=64, metavar="N",
                    help="waiting requests beyond which the answer is 503 (default 64)")
-    v.add_argument("--max-inputs", type=int, default=64, metavar="N",
-                   help="inputs one request may hold (413 beyond; default 64)")
+    v.add_argument("--max-inputs", type=int, default=2048, metavar="N",
+                   help="inputs one request may hold (413 beyond; default 2048, as OpenAI's embeddings take)")
+    v.add_argument("--max-request-tokens", type=int, default=131072, metavar="N",
+                   help="what one request may cost, counting every text, pair, label, choice and window, a token "
+                        "per character (413 beyond; default 131072: 2048 sentences of 64)")
     v.add_argument("--max-body-bytes", type=int, default=2_000_000, metavar="N",
                    help="the largest request body (413 beyond; default 2000000)")
+    v.add_argument("--model-name", default=None, metavar="NAME",
+                   help="the model name OpenAI's routes serve and /info shows (default: the artifact folder's name)")
+    v.add_argument("--read-timeout", type=float, default=30.0, metavar="S",
+                   help="how long a client may take to send a request's headers and body (408 beyond; default 30)")
+    v.add_argument("--max-header-bytes", type=int, default=65536, metavar="N",
+                   help="the largest request line and headers (431 beyond; default 65536)")
+    v.add_argument("--ready-deadline", type=float, default=30.0, metavar="S",
+                   help="/ready answers 503 once the model has had work and finished no run for S seconds "
+                        "(default 30)")
+    v.add_argument("--no-ui", dest="ui", action="store_false",
+                   help="no page to try the model at / (the API page /docs stays)")
     v.add_argument("--api-key-env", default=None, metavar="NAME",
                    help="environment variable holding the key requests send as 'Authorization: Bearer KEY'")
     v.add_argument("--drain-seconds", type=float, default=30.0, metavar="S",
-                   help="on SIGTERM: how long requests in flight may take to finish (default 30)")
+                   help="on SIGTERM: the most the shutdown takes, whatever the clients do: requests in flight "
+                        "finish within it, half-sent ones are cut (default 30)")
     v.add_argument("--log-level", choices=LOG_LEVELS, default="info",
                    help="the server's log on stderr (default info: start, shutdown and the access log)")
     v.add_argument("--no-access-log", dest="access_log", action="store_false",

@@ -7,7 +7,7 @@ encoder for some graph outputs, and turns the per-row slices it gets back into r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,9 @@ class Encoder:
         self.io = GRAPH_IO[self.task]
         check_external_data(graph, self.artifact.folder)
         self.tokens_run = 0  # positions of every row run so far ([CLS] and [SEP] included, padding not)
+        # called before every session run of a call but its first: a server runs other requests
+        # there, so a large call's batches interleave with small calls instead of holding them
+        self.between_batches: Callable[[], None] | None = None
         self.int8: Int8Choice | None = None
         if precision == "int8":
             stored = entry.get("settings", {}).get("weight_type")  # as the export recorded it (None: read the file)
@@ -114,7 +117,9 @@ class Encoder:
         (the choices of one question, whatever the precision).
         """
         result: list[list[np.ndarray]] = [[] for _ in rows]
-        for batch in (self.batches(rows) if groups is None else [list(g) for g in groups]):
+        for count, batch in enumerate(self.batches(rows) if groups is None else [list(g) for g in groups]):
+            if count and self.between_batches is not None:
+                self.between_batches()
             feed = self.tokenizer.pad([rows[n] for n in batch],
                                       type_ids=None if type_ids is None else [type_ids[n] for n in batch])
             if positions is not None:

@@ -3,11 +3,14 @@ httptools and uvloop). Nothing here is imported by the light install."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Generator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +31,35 @@ def create_app(artifact: str | Path, **options: Any) -> Any:
 
 
 def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, drain_s: float = 30.0,
-          linger_s: float = 0.5, log_level: str = "info", access_log: bool = True, **options: Any) -> None:
-    """Serve ``artifact`` until SIGTERM or SIGINT. On the first signal the server drains: new
-    requests get 503, those in flight finish (at most ``drain_s`` seconds), and for ``linger_s``
-    more the server still answers 503 (clients learn it is going, rather than meeting a closed
-    port mid-connect), then it exits; a second signal exits at once.
+          linger_s: float = 0.5, log_level: str = "info", access_log: bool = True, read_timeout_s: float = 30.0,
+          max_header_bytes: int = 65536, **options: Any) -> None:
+    """Serve ``artifact`` until SIGTERM or SIGINT, then shut down within ``drain_s`` seconds
+    whatever the clients do, and return (a process exits with status 0): new requests get 503,
+    bodies still arriving are cut with a 503, requests at the model finish (until the deadline),
+    for ``linger_s`` more the server still answers 503 (clients learn it is going, rather than
+    meeting a closed port mid-connect), then idle connections close; a second signal exits at once.
 
     It logs on stderr (``log_level``): at start the address, the model and the limits, at
-    shutdown what it drained, and (``access_log``) a Common Log Format line per request."""
+    shutdown what it drained, and (``access_log``) a Common Log Format line per request.
+    ``read_timeout_s`` and ``max_header_bytes`` bound what a slow or hostile client may hold."""
     _need_extra()
     import uvicorn
 
+    from .protocol import guarded_protocol
+
+    for name, value in (("drain_s", drain_s), ("read_timeout_s", read_timeout_s)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise InputError(f"{name} must be a positive number of seconds, not {value!r}")
+    if isinstance(max_header_bytes, bool) or not isinstance(max_header_bytes, int) or max_header_bytes < 1024:
+        raise InputError(f"max_header_bytes must be an integer of at least 1024, not {max_header_bytes!r}")
     _configure_logging(log_level, access_log)
     app = create_app(artifact, **options)
     state = app.state.serving
+    linger_s = min(linger_s, drain_s / 4)
 
     class DrainingServer(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
+            self._loop = asyncio.get_running_loop()
             await super().startup(sockets)
             if self.started:
                 bound = [s.getsockname() for server in self.servers for s in server.sockets]
@@ -54,31 +69,51 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dr
             await super().shutdown(sockets)
             log.info("stopped")
 
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # as Uvicorn's, but a handled signal is not raised again afterwards: a server that
+            # shut down as asked exits with status 0
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if state["draining"]:
-                super().handle_exit(sig, frame)
+            if state["draining"]:  # a second signal: at once
+                self.force_exit = self.should_exit = True
                 return
             state["draining"] = True
-            threading.Thread(target=self._drain, args=(sig, frame), daemon=True).start()
+            self._loop.call_soon_threadsafe(app.begin_draining)
+            threading.Thread(target=self._drain, args=(sig,), daemon=True).start()
 
-        def _drain(self, sig: int, frame: Any) -> None:
-            started, waiting = time.monotonic(), state["inflight"]
+        def _drain(self, sig: int) -> None:
+            started = time.monotonic()
+            deadline = started + max(0.0, drain_s - linger_s - 1.0)  # a second for closing and the lifespan
+            time.sleep(0.05)  # bodies still arriving are cut first: what is left is at the model
+            waiting = state["inflight"] - state["reading"]
             log.info("signal %d: draining %d request(s) in flight (at most %gs); new ones get 503", sig, waiting,
                      drain_s)
-            deadline = started + drain_s
             while state["inflight"] > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
             left = state["inflight"]
-            log.info("drained %d of %d request(s) in %.2fs%s; stopping", waiting - left, waiting,
+            log.info("drained %d of %d request(s) in %.2fs%s; stopping", max(0, waiting - left), waiting,
                      time.monotonic() - started, f", {left} cut off at the deadline" if left else "")
             time.sleep(linger_s)
-            super().handle_exit(sig, frame)
+            self.config.timeout_graceful_shutdown = max(  # type: ignore[assignment]  # asyncio.timeout takes a float
+                0.2, started + drain_s - 0.5 - time.monotonic())
+            self.should_exit = True
 
     # no proxy-header middleware (the app reads no client address) and no `server` header: less
     # work on each request's path; Uvicorn's own lines only at warning (ours say what it does)
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if log_level == "debug" else "warning",
                             timeout_graceful_shutdown=int(drain_s), access_log=False, proxy_headers=False,
-                            server_header=False, log_config=None)
+                            server_header=False, log_config=None, ws="none",
+                            http=guarded_protocol(max_header_bytes, read_timeout_s))
     DrainingServer(config).run()
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+# a request of at most this many tokens (see cost.py) runs between the batches of a larger one
+SMALL_REQUEST_TOKENS = 4096
+
 
 class QueueFull(Exception):
     """The queue holds ``max_queue`` requests: the caller answers 503."""
@@ -24,6 +27,7 @@ class Job:
     parameters: dict[str, Any]
     fn: Any  # what to call instead of the predictor (never merged), or None
     future: asyncio.Future[Any]  # of the event loop that submitted the job
+    cost: int = 0  # tokens, as cost.py counts them before the job runs
 
     @property
     def key(self) -> str:
@@ -42,6 +46,10 @@ class ModelWorker:
     one list of at most ``max_batch_size`` inputs, each request getting its own entries back.
     The default waits for nobody: a lone request runs at once, and under load the requests
     that queue during one run form the next (continuous batching).
+
+    Between two session runs of a request, small requests that queued meanwhile (at most
+    ``SMALL_REQUEST_TOKENS``) run first: a large request's batches interleave with them, so a
+    small request waits for about one batch, never a whole large request.
     """
 
     def __init__(self, predictor: Any, *, max_queue: int, max_batch_size: int, merge: bool,
@@ -57,6 +65,11 @@ class ModelWorker:
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._submitted = self._taken = 0
         self._held: deque[Job] = deque()
+        self._nested = False  # a small job is running between the batches of another
+        self._nested_tokens, self._nested_seconds = 0, 0.0  # what the small jobs run in between took
+        self.busy_since: float | None = None  # when the job now running began (None: idle)
+        self.progress_at = time.monotonic()  # the last time a session run or a job finished
+        predictor.encoder.between_batches = self._between_batches
         self._thread = threading.Thread(target=self._loop, name="albert-onnx-model", daemon=True)
         self._thread.start()
 
@@ -64,18 +77,23 @@ class ModelWorker:
     def depth(self) -> int:
         return self._submitted - self._taken + len(self._held)
 
-    def submit(self, inputs: Any, parameters: dict[str, Any], fn: Any = None) -> asyncio.Future[Any]:
+    def stalled(self, deadline_s: float) -> bool:
+        """Whether the model thread has work and has finished no session run for ``deadline_s``."""
+        return self.busy_since is not None and time.monotonic() - self.progress_at > deadline_s
+
+    def submit(self, inputs: Any, parameters: dict[str, Any], fn: Any = None, cost: int = 0) -> asyncio.Future[Any]:
         """Queues a request; call it on the event loop that awaits the answer."""
         if self._submitted - self._taken >= self.max_queue:
             raise QueueFull()
-        job = Job(inputs, parameters, fn, asyncio.get_running_loop().create_future())
+        job = Job(inputs, parameters, fn, asyncio.get_running_loop().create_future(), cost)
         self._submitted += 1
         self._queue.put(job)
         return job.future
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Ends the thread after the jobs queued; waits at most ``timeout_s`` for it."""
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout_s)
 
     # ------------------------------------------------------------------ the thread
     def _next(self, timeout: float | None = None) -> Job | None:
@@ -97,7 +115,7 @@ class ModelWorker:
             if job is None:
                 return
             batch = [job]
-            if self.merge and job.fn is None:
+            if self.merge and (job.fn is None or getattr(job.fn, "merges_lists", False)):
                 deadline = time.monotonic() + self.max_wait_s
                 size = job.count
                 while size < self.max_batch_size:
@@ -114,11 +132,43 @@ class ModelWorker:
                         break
                     batch.append(other)
                     size += other.count
-            self._run(batch)
+            self.busy_since = self.progress_at = time.monotonic()
+            try:
+                self._run(batch)
+            finally:
+                self.busy_since = None
+
+    def _between_batches(self) -> None:
+        """Called by the encoder between two session runs of the job in progress: runs the small
+        jobs that queued meanwhile (each alone), and keeps the others for after it."""
+        self.progress_at = time.monotonic()
+        if self._nested:
+            return
+        self._nested = True
+        try:
+            while True:
+                try:
+                    job = self._count(self._queue.get_nowait())
+                except queue.Empty:
+                    return
+                if job is None:  # closing: the loop sees it after the job in progress
+                    self._queue.put(None)
+                    return
+                if job.cost > SMALL_REQUEST_TOKENS:
+                    self._held.append(job)
+                    continue
+                tokens, started = self.predictor.encoder.tokens_run, time.perf_counter()
+                self._run([job])
+                self._nested_tokens += self.predictor.encoder.tokens_run - tokens
+                self._nested_seconds += time.perf_counter() - started
+                self.progress_at = time.monotonic()
+        finally:
+            self._nested = False
 
     def _run(self, batch: list[Job]) -> None:
         encoder = self.predictor.encoder  # every predictor is a head on one encoder, which counts its tokens
         tokens, started = encoder.tokens_run, time.perf_counter()
+        nested, nested_s = (0, 0.0) if self._nested else (self._nested_tokens, self._nested_seconds)
         answers: list[tuple[Job, Any, BaseException | None]] = []
         if len(batch) == 1:
             job = batch[0]
@@ -129,7 +179,7 @@ class ModelWorker:
         else:
             flat = [x for j in batch for x in (j.inputs if isinstance(j.inputs, list) else [j.inputs])]
             try:
-                results = self.predictor(flat, **batch[0].parameters)
+                results = (batch[0].fn or self.predictor)(flat, **batch[0].parameters)
             except Exception:  # some request is bad: run them one by one so each gets its own answer
                 for job in batch:
                     self._run([job])
@@ -143,8 +193,11 @@ class ModelWorker:
                 if not isinstance(job.inputs, list):
                     part = self.predictor.one_of_list(job.inputs, job.parameters, part[0])
                 answers.append((job, part, None))
-        if self.on_batch is not None:
-            self.on_batch(sum(j.count for j in batch), encoder.tokens_run - tokens, time.perf_counter() - started)
+        if self.on_batch is not None:  # the tokens of the small jobs run in between count for them, not this one
+            inner, inner_s = (0, 0.0) if self._nested else (self._nested_tokens - nested,
+                                                              self._nested_seconds - nested_s)
+            self.on_batch(sum(j.count for j in batch), encoder.tokens_run - tokens - inner,
+                          time.perf_counter() - started - inner_s)
         # last: once the event loop wakes, this thread has nothing left to do but wait for the next job
         loops: dict[asyncio.AbstractEventLoop, list[tuple[Job, Any, BaseException | None]]] = {}
         for answer in answers:

@@ -77,19 +77,20 @@ class Predictor:
         return self.encoder.artifact.manifest
 
     def _encode_texts(self, texts: Sequence[str], check: Callable[[str, str, list[int]], None] | None = None,
-                      truncation: bool | None = None) -> list[list[int]]:
+                      truncation: bool | None = None, side: str = "right") -> list[list[int]]:
         """Id rows of ``texts`` (``[CLS]``/``[SEP]`` included), after the input checks: the
         task's own ``check(where, text, ids)`` first, then the model's length limit (with
         ``truncation``, texts are cut to it instead; None: the task cannot cut, and says so)."""
         if truncation is not None and not isinstance(truncation, bool):
             raise InputError(f"truncation must be True or False, not {truncation!r}")
+        side = check_side(side)
         rows = []
         for where, text in named_texts(texts):
             ids = self.tokenizer.encode(text)
             if check is not None:
                 check(where, text, ids)
             if truncation and len(ids) > self.truncation_length:
-                ids = self.tokenizer.encode_truncated(text, None, self.truncation_length).ids
+                ids = self.tokenizer.encode_truncated(text, None, self.truncation_length, side=side).ids
             self.encoder.check_length(where, len(ids), truncatable=truncation is not None)
             rows.append(ids)
         return rows
@@ -99,6 +100,13 @@ class Predictor:
         """Where ``truncation=True`` cuts: the tokenizer's ``model_max_length`` (as the
         pipelines cut), never beyond the model's positions."""
         return min(self.tokenizer.model_max_length or self.max_length, self.max_length)
+
+
+def check_side(side: object) -> str:
+    """A ``truncation_side``: where truncation cuts a text, ``"right"`` (its end) or ``"left"``."""
+    if side not in ("right", "left"):
+        raise InputError(f"unknown truncation_side {side!r}; valid: ['right', 'left']")
+    return str(side)
 
 
 def named_texts(texts: Sequence[str]) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ class FeatureExtractor(Predictor):
         self.hidden_size = int(self.manifest["model"]["hidden_size"])
 
     def __call__(self, inputs: str | Sequence[str], pooling: str = "cls",
-                 normalize: bool = False, truncation: bool = False) -> Any:
+                 normalize: bool = False, truncation: bool = False, truncation_side: str = "right") -> Any:
         """Embed texts.
 
         Args:
@@ -41,16 +41,26 @@ class FeatureExtractor(Predictor):
             normalize: scale each vector to unit length (for cosine similarity by dot product).
             truncation: cut texts longer than the model takes to its limit (as the pipeline's
                 ``truncation=True``) instead of refusing them.
+            truncation_side: ``"right"`` cuts the ends of texts, ``"left"`` their starts.
 
         Returns:
             ``cls``/``mean``: a float32 array ``[texts, hidden]`` (``[hidden]`` for a str);
             ``none``: a list of float32 arrays (one array for a str).
         """
+        result, _ = self.embed_with_lengths(inputs, pooling, normalize, truncation, truncation_side)
+        return result
+
+    def embed_with_lengths(self, inputs: str | Sequence[str], pooling: str = "cls", normalize: bool = False,
+                           truncation: bool = False, truncation_side: str = "right") -> tuple[Any, list[int]]:
+        """What the call gives, and the tokens of each text that ran (``[CLS]`` and ``[SEP]`` included)."""
         if pooling not in POOLINGS:
             raise InputError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
         if not isinstance(normalize, bool):
             raise InputError(f"normalize must be True or False, not {normalize!r}")
-        rows = self._encode_texts(as_list(inputs), truncation=truncation)
+        rows = self._encode_texts(as_list(inputs), truncation=truncation, side=truncation_side)
+        return self._pool(inputs, rows, pooling, normalize), [len(r) for r in rows]
+
+    def _pool(self, inputs: str | Sequence[str], rows: list[list[int]], pooling: str, normalize: bool) -> Any:
         states = [out[0] for out in self.encoder.run(rows, ["last_hidden_state"])]
         if pooling == "none":
             tokens = [np.array(s, dtype=np.float32) for s in states]

@@ -46,22 +46,28 @@ class FillMask(Predictor):
         self._special = {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id}
 
     # ------------------------------------------------------------------ public calls
-    def __call__(self, inputs: str | Sequence[str], top_k: int = 5) -> Any:
+    def __call__(self, inputs: str | Sequence[str], top_k: int = 5, targets: str | Sequence[str] | None = None) -> Any:
         """Predict masks, nested like the transformers fill-mask pipeline.
 
         A text with one mask gives a list of ``top_k`` candidates; a text with several masks
         a list (one per mask, in order) of such lists. A list of texts gives a list with one
-        such entry per text.
+        such entry per text. ``targets`` (a word or a list) limits the candidates to those
+        words, each as the pipeline takes it: the token itself if the vocabulary has it, else
+        the first token of the word (``top_k`` is then at most the number of targets).
         """
-        results = self.fill(as_list(inputs), top_k=top_k)
+        results = self.fill(as_list(inputs), top_k=top_k, targets=targets)
         shaped = [r[0] if len(r) == 1 else r for r in results]
         return shaped[0] if isinstance(inputs, str) else shaped
 
-    def fill(self, texts: Sequence[str], top_k: int = 5) -> list[list[list[Candidate]]]:
+    def fill(self, texts: Sequence[str], top_k: int = 5,
+             targets: str | Sequence[str] | None = None) -> list[list[list[Candidate]]]:
         """Regularly nested predictions: ``[text][mask][rank] -> Candidate``."""
+        k = self._check_top_k(top_k)
+        target_ids = None if targets is None else self.target_ids(targets)
         rows = self._encode(texts)
+        found = self._top_k(rows, k) if target_ids is None else self._top_of(rows, target_ids, k)
         out: list[list[list[Candidate]]] = []
-        for row, (probs, ids) in zip(rows, self._top_k(rows, self._check_top_k(top_k))):
+        for row, (probs, ids) in zip(rows, found):
             out.append([self._candidates(row, pos, probs[m], ids[m])
                         for m, pos in enumerate(self._mask_positions(row))])
         return out
@@ -133,7 +139,39 @@ class FillMask(Predictor):
                 out[n].append((pieces[n][j - 1], float(lp)))
         return out
 
+    def target_ids(self, targets: str | Sequence[str]) -> np.ndarray:
+        """The token ids of ``targets``, as the fill-mask pipeline resolves them (each distinct)."""
+        tok = self.tokenizer
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, Sequence) or not targets or not all(isinstance(t, str) for t in targets):
+            raise InputError(f"targets must be a str or a non-empty list of str, not {targets!r}")
+        ids: list[int] = []
+        for target in targets:
+            found = tok.convert_tokens_to_ids(target)
+            assert isinstance(found, int)
+            if found == tok.unk_token_id and target != tok.convert_ids_to_tokens(tok.unk_token_id):
+                pieces = tok.encode(target, add_special_tokens=False)
+                if not pieces:
+                    raise InputError(f"target {target!r} has no tokens; give a word of the vocabulary")
+                found = pieces[0]
+            if found not in ids:
+                ids.append(int(found))
+        return np.array(ids, dtype=np.int64)
+
     # ------------------------------------------------------------------ internals
+    def _top_of(self, rows: list[list[int]], target_ids: np.ndarray, top_k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per row, the probabilities (softmax over the whole vocabulary) of the targets, best first."""
+        k = min(top_k, len(target_ids))
+        out = []
+        for (logits,) in self.encoder.run(rows, ["logits"], positions=[self._mask_positions(r) for r in rows]):
+            x = logits.astype(np.float64)
+            top = x.max(axis=1, keepdims=True)
+            probs = (np.exp(x[:, target_ids] - top) / np.exp(x - top).sum(axis=1, keepdims=True)).astype(np.float32)
+            order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+            out.append((np.take_along_axis(probs, order, axis=1), target_ids[order]))
+        return out
+
     def _check_top_k(self, top_k: int) -> int:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) \
                 or not 1 <= top_k <= self.vocab_size:

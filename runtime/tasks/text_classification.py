@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine.io import TEXT_CLASSIFICATION
 from ..errors import InputError
-from .base import Predictor
+from .base import Predictor, check_side
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 _UNSET: Any = object()  # top_k not given: the pipeline's legacy nesting
@@ -54,7 +54,8 @@ class TextClassifier(Predictor):
         return "softmax"
 
     def __call__(self, inputs: str | Mapping[str, str] | Sequence[str | Mapping[str, str]],
-                 top_k: int | None = _UNSET, function_to_apply: str | None = None, truncation: bool = False) -> Any:
+                 top_k: int | None = _UNSET, function_to_apply: str | None = None, truncation: bool = False,
+                 truncation_side: str = "right") -> Any:
         """Classify texts, with the nesting of the transformers pipeline.
 
         Args:
@@ -65,13 +66,14 @@ class TextClassifier(Predictor):
                 from the model's problem type and number of labels.
             truncation: cut inputs longer than the model takes, as the pipeline's
                 ``truncation=True`` (a pair loses tokens from its longer text first).
+            truncation_side: ``"right"`` cuts the ends of texts, ``"left"`` their starts.
         """
         legacy = top_k is _UNSET
         k = self._check_top_k(1 if legacy else top_k)
         function = self._check_function(function_to_apply)
         single = isinstance(inputs, (str, Mapping))
         batch: Sequence[str | Mapping[str, str]] = [inputs] if single else inputs  # type: ignore[list-item,assignment]
-        scores = self.scores(batch, function, truncation=truncation)
+        scores = self.scores(batch, function, truncation=truncation, truncation_side=truncation_side)
         results: list[Any] = []
         for row in scores:
             if legacy:
@@ -90,19 +92,21 @@ class TextClassifier(Predictor):
         return [entry] if isinstance(inputs, str) and "top_k" not in parameters else entry
 
     def scores(self, inputs: Sequence[str | Mapping[str, str]],
-               function_to_apply: str | None = None, truncation: bool = False) -> list[np.ndarray]:
+               function_to_apply: str | None = None, truncation: bool = False,
+               truncation_side: str = "right") -> list[np.ndarray]:
         """Per input, the ``[num_labels]`` float32 scores after ``function_to_apply``."""
         function = self._check_function(function_to_apply)
-        logits = self.logits(inputs, truncation=truncation)
+        logits = self.logits(inputs, truncation=truncation, truncation_side=truncation_side)
         if function == "softmax":
             return [softmax(x) for x in logits]
         if function == "sigmoid":
             return [sigmoid(x) for x in logits]
         return logits
 
-    def logits(self, inputs: Sequence[str | Mapping[str, str]], truncation: bool = False) -> list[np.ndarray]:
+    def logits(self, inputs: Sequence[str | Mapping[str, str]], truncation: bool = False,
+               truncation_side: str = "right") -> list[np.ndarray]:
         """Per input, the ``[num_labels]`` float32 logits."""
-        rows, types = self._encode(inputs, truncation)
+        rows, types = self._encode(inputs, truncation, truncation_side)
         return [out[0] for out in self.encoder.run(rows, ["logits"], type_ids=types)]
 
     # ------------------------------------------------------------------ internals
@@ -121,7 +125,7 @@ class TextClassifier(Predictor):
         return function.lower()
 
     def _encode(self, inputs: Sequence[str | Mapping[str, str]],
-                truncation: bool = False) -> tuple[list[list[int]], list[list[int]]]:
+                truncation: bool = False, side: str = "right") -> tuple[list[list[int]], list[list[int]]]:
         if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Sequence):
             raise InputError("inputs must be a str, a {'text': ..., 'text_pair': ...} dict or a list "
                              f"of them, not {type(inputs).__name__}")
@@ -129,6 +133,7 @@ class TextClassifier(Predictor):
             raise InputError("no texts given")
         if not isinstance(truncation, bool):
             raise InputError(f"truncation must be True or False, not {truncation!r}")
+        side = check_side(side)
         rows, types = [], []
         for n, item in enumerate(inputs):
             where = f"input {n}" if len(inputs) > 1 else "input"
@@ -139,7 +144,7 @@ class TextClassifier(Predictor):
                 enc = self.tokenizer.encode_with_offsets(text, pair)
                 ids, type_ids = enc.ids, enc.type_ids
             if truncation and len(ids) > self.truncation_length:
-                enc = self.tokenizer.encode_truncated(text, pair, self.truncation_length)
+                enc = self.tokenizer.encode_truncated(text, pair, self.truncation_length, side=side)
                 ids, type_ids = enc.ids, (None if pair is None else enc.type_ids)
             self.encoder.check_length(where, len(ids), truncatable=True)
             rows.append(ids)

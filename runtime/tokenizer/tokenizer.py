@@ -322,17 +322,20 @@ class Tokenizer:
                         special_tokens_mask=[r[5] for r in rows], word_ids=[r[3] for r in rows])
 
     def encode_truncated(self, text: str, text_pair: str | None, max_length: int,
-                         strategy: str = "longest_first") -> Encoding:
+                         strategy: str = "longest_first", side: str = "right") -> Encoding:
         """``encode_with_offsets`` cut to ``max_length`` tokens, as ``AlbertTokenizerFast(...,
         truncation=strategy, max_length=max_length)`` cuts: ``longest_first`` (a pair loses tokens
-        from its longer text) or ``only_first``; a single text loses its end."""
+        from its longer text) or ``only_first``; a single text loses its end (``side="left"``:
+        its start, as the tokenizer's ``truncation_side="left"``)."""
         parts = [self._encode_spans(text)] + ([] if text_pair is None else [self._encode_spans(text_pair)])
-        return self._cut(parts, max_length, strategy)
+        return self._cut(parts, max_length, strategy, side)
 
     def _cut(self, parts: Sequence[Sequence[tuple[str, int, Span, int]]], max_length: int,
-             strategy: str) -> Encoding:
+             strategy: str, side: str = "right") -> Encoding:
         room = max_length - (2 if len(parts) == 1 else 3)
         lengths = truncated_lengths([len(p) for p in parts], room, strategy)
+        if side == "left":
+            return self.assemble([p[len(p) - n :] for p, n in zip(parts, lengths)])
         return self.assemble([p[:n] for p, n in zip(parts, lengths)])
 
     def encode_pairs(self, text: str, pairs: Sequence[str], max_length: int | None = None,
