@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="load per concurrency level")
     ap.add_argument("--rounds", type=int, default=40, help="rounds of the overhead comparison")
     ap.add_argument("--models", choices=("all", "mini", "base"), default="all", help="which models to run")
+    ap.add_argument("--part", choices=("load", "interleave", "embeddings"), default="load",
+                    help="load: the servers under load (default); interleave: a small request's latency during "
+                         "a maximum-size one; embeddings: against infinity-emb through the OpenAI SDK")
     ap.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)  # the load generator process
     args = ap.parse_args(argv)
     if args.generate:
@@ -365,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.path.insert(0, str(HERE.parent))
     from bench_tasks import head_folder
+
+    if args.part != "load":
+        return peers_part(args.part, args.seconds, head_folder)
 
     models: list[tuple[Model, Path]] = []
     if args.models != "base":
@@ -456,6 +462,57 @@ def main(argv: list[str] | None = None) -> int:
     name = "serve" if args.models == "all" else f"serve-{args.models}"  # a partial run beside the whole one
     j, m = write_report(name, {"machine": info, "generator": GENERATOR, "results": results,
                                  "requests": {m.label: m.body for m, _ in models}}, md)
+    print(md)
+    print(f"wrote {j} and {m}")
+    return 0
+
+
+def peers_part(part: str, seconds: float, head_folder: Any) -> int:
+    """``--part interleave`` or ``--part embeddings`` (benchmarks/serve_peers.py), at the base shape."""
+    import serve_peers
+
+    info = machine(2)
+    head = f"{info['cpu']}, CPU class **{info['cpu_class']}**, 2 threads per server, {info['date']}"
+    if part == "interleave":
+        folder = head_folder("text-classification", CACHE)
+        art = cached_artifact(folder, CACHE / "serve-base-text-classification", quantize="int8",
+                              int8_min_agreement=0.0)
+        results = [serve_peers.interleave(art, p, start, free_port) for p in ("fp32", "int8")]
+        rows = [[r["precision"], what, r[what]["count"], round(r[what]["p50_ms"], 1), round(r[what]["p90_ms"], 1),
+                 round(r[what]["p99_ms"], 1), round(r[what]["max_ms"], 1)]
+                for r in results for what in ("alone", "during")]
+        large = [[r["precision"], r["large_status"], round(r["large_seconds_alone"], 2),
+                  round(r["large_seconds_with_small"], 2)] for r in results]
+        md = (f"# A small request during a maximum-size one ({info['date']})\n\n{head}. ALBERT-base shape, "
+              "3-label classifier. Small: one 13-token text, sent one after another; large: 2048 texts of 62 "
+              "characters (131,072 tokens as the server counts them, the default --max-request-tokens).\n\n"
+              + md_table(["precision", "small request", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+              + "\nThe large request itself (without interleaving, a small request arriving during it would "
+              "wait for the rest of it):\n\n"
+              + md_table(["precision", "status", "seconds alone", "seconds with the small ones between"], large))
+        data: dict[str, Any] = {"machine": info, "results": results}
+    else:
+        folder = head_folder("feature-extraction", CACHE)
+        art = cached_artifact(folder, CACHE / "serve-base-feature-extraction", quantize="int8",
+                              int8_min_agreement=0.0)
+        infinity = serve_peers.infinity_python(CACHE)
+        results = serve_peers.embeddings(folder, art, seconds, start, free_port, peak_rss_mb, infinity)
+        rows = [[r["name"], row["concurrency"], round(row["requests_per_s"], 1), round(row["p50_ms"], 1),
+                 round(row["p99_ms"], 1), row["errors"], round(r["peak_rss_mb"])] for r in results for row in r["load"]]
+        peer = next((r for r in results if r["name"].startswith("infinity")), None)
+        ratios = [[r["name"], a["concurrency"], f"{a['requests_per_s'] / b['requests_per_s']:.2f}x",
+                   f"{a['p99_ms']:.1f} vs {b['p99_ms']:.1f}"]
+                  for r in results if peer is not None and r is not peer for a, b in zip(r["load"], peer["load"])]
+        md = (f"# Embeddings through the OpenAI SDK: albert-onnx serve against infinity-emb ({info['date']})\n\n"
+              f"{head}. ALBERT-base shape encoder (random weights), mean-pooled unit vectors; each request one "
+              f"short Japanese sentence via `client.embeddings.create`, {seconds:g} s per concurrency level, "
+              "the client in its own process on the same 2 cores.\n\n"
+              + md_table(["server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB"], rows)
+              + ("\n## Against infinity-emb\n\n" + md_table(["server", "concurrency", "requests/s ratio",
+                                                               "p99 ms (ours vs infinity)"], ratios)
+                 if peer else "\ninfinity-emb is not installed (INFINITY_PYTHON): only ours ran.\n"))
+        data = {"machine": info, "results": results, "infinity": infinity}
+    j, m = write_report(f"serve-{part}", data, md)
     print(md)
     print(f"wrote {j} and {m}")
     return 0

@@ -13,7 +13,8 @@ STR = {"type": "string"}
 NUM = {"type": "number"}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
-TEXTS = {"anyOf": [STR, {"type": "array", "items": STR}]}
+TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
+TEXTS = {"anyOf": [TEXT, {"type": "array", "items": TEXT, "minItems": 1}]}
 NULLABLE_STR = {"type": ["string", "null"]}
 DIRECTION = {"anyOf": [{"enum": ["Right", "Left", "right", "left"]}, {"type": "null"}],
              "description": "which end truncate cuts (TEI's truncation_direction)"}
@@ -142,7 +143,7 @@ def openapi_document(s: Served, routes: list[str]) -> dict[str, Any]:
                          arr(obj({"index": INT, "score": NUM, "text": STR}, ["index", "score"])), "TEI"),
         "/v1/embeddings": _post(
             "OpenAI: embeddings (mean-pooled unit vectors; base64 is little-endian float32)",
-            obj({"input": TEXTS, "model": STR, "encoding_format": {"enum": ["float", "base64"]},
+            obj({"input": TEXTS, "model": {"const": s.model_name}, "encoding_format": {"enum": ["float", "base64"]},
                  "dimensions": {"type": ["integer", "null"]}, "user": NULLABLE_STR}, ["input", "model"]),
             obj({"object": {"const": "list"}, "model": STR,
                  "data": arr(obj({"object": {"const": "embedding"}, "index": INT,

@@ -32,8 +32,9 @@ def guarded_protocol(max_header_bytes: int, read_timeout_s: float) -> type:
         def data_received(self, data: bytes) -> None:
             if self._timer is None:  # the first bytes of a request: its clock starts
                 self._arm()
-            if self._in_head:
-                self._head_bytes += len(data)
+            if self._in_head:  # the bytes up to the blank line that ends the headers (a body may follow)
+                end = data.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else end + 4
                 if self._head_bytes > max_header_bytes:
                     self._refuse(431, f"the request line and headers are over {max_header_bytes} bytes "
                                       "(--max-header-bytes)")
