@@ -148,8 +148,12 @@ def test_a_stuck_model_thread_is_seen(tiny_artifact: Path) -> None:
     predictor = pipeline(tiny_artifact)
     worker = ModelWorker(predictor, max_queue=4, max_batch_size=1, merge=False)
 
+    def stuck(text: str) -> list[Any]:
+        time.sleep(0.6)
+        return []
+
     async def run() -> None:
-        slow = worker.submit(TEXTS[0], {}, fn=lambda text: time.sleep(0.6) or [])
+        slow = worker.submit(TEXTS[0], {}, fn=stuck)
         await asyncio.sleep(0.4)
         assert worker.stalled(0.3)
         await slow
