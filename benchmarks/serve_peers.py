@@ -51,11 +51,11 @@ def quantiles(seconds: list[float]) -> dict[str, float]:
             "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))], "max_ms": ms[-1]}
 
 
-def interleave(art: Path, precision: str, start: Any, free_port: Any) -> dict[str, Any]:
+def interleave(art: Path, precision: str, batch: int, start: Any, free_port: Any) -> dict[str, Any]:
     """Small-request latency alone and during a maximum-size request, on one server."""
     port = free_port()
     proc = start([sys.executable, "-m", "albert_onnx.cli", "serve", str(art), "--port", str(port),
-                  "--precision", precision, "--threads", "2", "--no-access-log"], port)
+                  "--precision", precision, "--threads", "2", "--no-access-log", "--max-batch-size", str(batch)], port)
     try:
         small = {"inputs": SMALL}
         for _ in range(20):
@@ -81,7 +81,7 @@ def interleave(art: Path, precision: str, start: Any, free_port: Any) -> dict[st
     finally:
         proc.terminate()
         proc.wait()
-    return {"precision": precision, "alone": quantiles(alone), "during": quantiles(during),
+    return {"precision": precision, "max_batch_size": batch, "alone": quantiles(alone), "during": quantiles(during),
             "large_status": done["status"], "large_seconds_with_small": done["seconds"],
             "large_seconds_alone": large_alone}
 

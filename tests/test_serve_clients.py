@@ -69,7 +69,7 @@ def test_openai_sdk_embeddings(embedder: tuple[Server, Path]) -> None:
         wrong.embeddings.create(model=art.name, input="x")
 
 
-def test_langchain_openai_embeddings(embedder: tuple[Server, Path]) -> None:
+def test_langchain_openai_embeddings(embedder: tuple[Server, Path], servers: list[Server]) -> None:
     lc = pytest.importorskip("langchain_openai", reason=f"langchain-openai is not installed: {CLIENTS}")
     server, art = embedder
     fe = pipeline(art)
@@ -77,6 +77,11 @@ def test_langchain_openai_embeddings(embedder: tuple[Server, Path]) -> None:
                                      model=art.name, check_embedding_ctx_length=False)
     assert np.allclose(embeddings.embed_documents(PLAIN), fe(PLAIN, pooling="mean", normalize=True), atol=1e-6)
     assert np.allclose(embeddings.embed_query(PLAIN[0]), fe(PLAIN[0], pooling="mean", normalize=True), atol=1e-6)
+    # only base_url, api_key and the flag: the server serves the name LangChain asks for by default
+    servers.append(Server(art, "--model-name", "text-embedding-ada-002"))
+    plain = lc.OpenAIEmbeddings(base_url=f"http://127.0.0.1:{servers[-1].port}/v1", api_key="x",
+                                check_embedding_ctx_length=False)
+    assert np.allclose(plain.embed_documents(PLAIN), fe(PLAIN, pooling="mean", normalize=True), atol=1e-6)
 
 
 def _hub() -> Any:

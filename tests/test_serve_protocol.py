@@ -189,3 +189,30 @@ def test_shutdown_ends_within_the_drain_whatever_the_clients_do(tiny_artifact: P
     assert status == 0 and took < 3.5, (status, took, output)
     assert status_of(reply) == 503 and b"shutting down" in reply
     assert "Traceback" not in output and "CancelledError" not in output, output
+
+
+def test_small_requests_run_between_a_large_ones_batches(tiny_artifact: Path) -> None:
+    """A small request sent while a large one runs is answered before it, with the predictor's
+    answer; both answers are what each gives alone."""
+    from albert_onnx import pipeline
+    from albert_onnx.serve.worker import SMALL_REQUEST_TOKENS, ModelWorker
+
+    predictor = pipeline(tiny_artifact, max_batch_size=1)  # a session run per text: many batches
+    worker = ModelWorker(predictor, max_queue=8, max_batch_size=1, merge=True)
+    large_texts = [TEXTS[n % 3] + "猫" * (n % 5) for n in range(300)]
+    finished: list[str] = []
+
+    async def run() -> tuple[Any, Any]:
+        large = worker.submit(large_texts, {"top_k": 2}, cost=SMALL_REQUEST_TOKENS + 1)
+        large.add_done_callback(lambda f: finished.append("large"))
+        await asyncio.sleep(0.05)
+        small = worker.submit(TEXTS[1], {"top_k": 2}, cost=20)
+        small.add_done_callback(lambda f: finished.append("small"))
+        return await large, await small
+
+    try:
+        large_answer, small_answer = asyncio.run(run())
+    finally:
+        worker.close()
+    assert finished == ["small", "large"]
+    assert small_answer == predictor(TEXTS[1], top_k=2) and large_answer == predictor(large_texts, top_k=2)

@@ -66,6 +66,7 @@ class ModelWorker:
         self._submitted = self._taken = 0
         self._held: deque[Job] = deque()
         self._nested = False  # a small job is running between the batches of another
+        self._running_cost = 0  # the tokens of the run in progress
         self._nested_tokens, self._nested_seconds = 0, 0.0  # what the small jobs run in between took
         self.busy_since: float | None = None  # when the job now running began (None: idle)
         self.progress_at = time.monotonic()  # the last time a session run or a job finished
@@ -133,6 +134,7 @@ class ModelWorker:
                     batch.append(other)
                     size += other.count
             self.busy_since = self.progress_at = time.monotonic()
+            self._running_cost = sum(j.cost for j in batch)
             try:
                 self._run(batch)
             finally:
@@ -142,11 +144,13 @@ class ModelWorker:
         """Called by the encoder between two session runs of the job in progress: runs the small
         jobs that queued meanwhile (each alone), and keeps the others for after it."""
         self.progress_at = time.monotonic()
-        if self._nested:
+        if self._nested or self._running_cost <= SMALL_REQUEST_TOKENS:  # a small run is done soon anyway
             return
         self._nested = True
         try:
-            while True:
+            # only those that waited when this batch ended: under a steady stream the job in
+            # progress still gets a batch between each round of small ones
+            for _ in range(self._queue.qsize()):
                 try:
                     job = self._count(self._queue.get_nowait())
                 except queue.Empty:
