@@ -17,6 +17,7 @@ import pytest
 
 from albert_onnx.serve import create_app
 
+from .conftest import head_artifact
 from .test_serve import TEXTS, Server
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
@@ -216,3 +217,42 @@ def test_small_requests_run_between_a_large_ones_batches(tiny_artifact: Path) ->
         worker.close()
     assert finished == ["small", "large"]
     assert small_answer == predictor(TEXTS[1], top_k=2) and large_answer == predictor(large_texts, top_k=2)
+
+
+def test_request_cost_counts_every_sequence() -> None:
+    from albert_onnx.serve.cost import request_tokens
+
+    assert request_tokens("fill-mask", "猫" * 10, {}, 512) == 12  # characters, [CLS] and [SEP]
+    assert request_tokens("text-classification", [{"text": "ab", "text_pair": "cde"}, "x"], {}, 512) == 8 + 3
+    labels = ["天気", "動物", "料理"]
+    per_label = [2 + len("この例は{}です。".format(x)) + 3 for x in labels]
+    template = {"candidate_labels": labels, "hypothesis_template": "この例は{}です。"}
+    assert request_tokens("zero-shot-classification", "吾輩", template, 512) == sum(per_label)
+    assert request_tokens("multiple-choice", {"question": "abc", "choices": ["d", "ef"]}, {}, 512) == 7 + 8
+    # a long context: windows of the room left by the question, consecutive ones sharing doc_stride
+    long = {"question": "q" * 10, "context": "c" * 1000}
+    room = 100 - 10 - 3
+    windows = 1 + -(-(1000 - room) // (room - 50))
+    assert request_tokens("question-answering", long, {"max_seq_len": 100, "doc_stride": 50}, 512) == \
+        windows * (10 + 3 + room)
+    assert request_tokens("token-classification", "x" * 1000, {"stride": 16}, 128) == \
+        (1 + -(-(1002 - 128) // (128 - 18))) * 128
+
+
+def test_a_request_over_the_token_budget_is_413(tiny_artifact: Path, spm_albert: Path, heads_root: Path,
+                                                servers: list[Server]) -> None:
+    server = Server(tiny_artifact, "--max-request-tokens", "500")
+    servers.append(server)
+    status, got, _ = server.call("POST", "/predict", {"inputs": ["吾輩は[MASK]である。" + "猫" * 20] * 20})
+    assert status == 413 and "costs 700 tokens" in got["error"] and "at most 500" in got["error"]
+    assert "(--max-request-tokens)" in got["error"]
+    assert server.call("POST", "/predict", {"inputs": [TEXTS[0]] * 5})[0] == 200
+    _, nli = head_artifact("nli", spm_albert, heads_root)
+    servers.append(Server(nli, "--task", "zero-shot-classification"))
+    many = {"inputs": "吾輩は猫である。", "parameters": {"candidate_labels": [f"ラベル{n}" for n in range(20_000)]}}
+    status, got, _ = servers[-1].call("POST", "/predict", many)  # 20,000 labels: refused before any work
+    assert status == 413 and "--max-request-tokens" in got["error"]
+    wide = {"inputs": "吾輩は猫である。",
+            "parameters": {"candidate_labels": ["猫"], "hypothesis_template": "{:>999999999}"}}
+    status, got, _ = servers[-1].call("POST", "/predict", wide)  # a format spec would build a 1 GB hypothesis
+    assert status == 422 and "no names, indexes but 0, conversions or format specs" in got["error"]

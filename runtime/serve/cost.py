@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..tasks.zero_shot import DEFAULT_TEMPLATE
+
 DEFAULT_MAX_REQUEST_TOKENS = 2048 * 64  # 2048 ordinary sentences (a JGLUE sentence is 20-60 characters)
 
 
@@ -45,8 +47,10 @@ def request_tokens(task: str, inputs: Any, parameters: Mapping[str, Any], max_le
         labels = parameters.get("candidate_labels")
         labels = [labels] if isinstance(labels, str) else labels if isinstance(labels, list) else []
         template = parameters.get("hypothesis_template")
-        extra = chars(template) if isinstance(template, str) else 10
-        return sum(sequence(text, "x" * (chars(label) + extra)) for text in items for label in labels) or 1
+        template = template if isinstance(template, str) else DEFAULT_TEMPLATE
+        holes = template.count("{}") + template.count("{0}")
+        fixed = len(template) - 2 * template.count("{}") - 3 * template.count("{0}")
+        return sum(sequence(text, "x" * (fixed + holes * chars(label))) for text in items for label in labels) or 1
     if task == "multiple-choice":
         total = 0
         for item in items:

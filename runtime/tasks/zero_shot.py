@@ -3,6 +3,7 @@ transformers' ``pipeline("zero-shot-classification")`` computes it."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -108,11 +109,16 @@ class ZeroShotClassifier(TextClassifier):
         if not isinstance(template, str):
             raise InputError(f"hypothesis_template must be a str, not {type(template).__name__}")
         try:
-            filled = template.format(label)
-        except (IndexError, KeyError, ValueError) as exc:
+            fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                      if name is not None]
+        except ValueError as exc:
             raise InputError(f"hypothesis_template {template!r} cannot be filled with a label ({exc}); "
                              "put {} where the label goes") from None
-        if filled == template:
+        if any(name not in ("", "0") or spec or conversion for name, spec, conversion in fields):
+            # a format spec such as {:>999999999} would build a string of any size
+            raise InputError(f"hypothesis_template {template!r} may hold only {{}} where the label goes "
+                             "(no names, indexes but 0, conversions or format specs)")
+        if not fields:
             raise InputError(f"hypothesis_template {template!r} has no {{}} for the label; "
                              "put {} where the label goes, as in 'この例は{}です。'")
         return template
