@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,12 @@ def head_artifact(head: str, spm_model: Path, root: Path) -> tuple[Path, Path]:
 def heads_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[export]'")
     return tmp_path_factory.mktemp("heads")
+
+
+@pytest.fixture()
+def servers() -> Iterator[list[Any]]:
+    """Servers a test starts (``tests/serving.py``), stopped after it."""
+    started: list[Any] = []
+    yield started
+    for s in started:
+        s.stop()

@@ -4,7 +4,6 @@ of each task) and tei-client; each answer equals the Python predictor's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,12 @@ import pytest
 from albert_onnx import pipeline
 
 from .conftest import head_artifact
-from .test_serve import PLAIN, TEXTS, Server
+from .serving import Server
+from .test_serve import PLAIN, TEXTS
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
 CLIENTS = "pip install -e '.[test]' (it holds the clients)"
 
-
-@pytest.fixture()
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.stop()
 
 
 @pytest.fixture()

@@ -17,7 +17,8 @@ import pytest
 from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
-from .test_serve import PLAIN, TEXTS, Server
+from .serving import Server
+from .test_serve import PLAIN, TEXTS
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
 CHECKERS = "pip install -e '.[test]'"

@@ -9,7 +9,6 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,11 @@ import pytest
 from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
-from .test_serve import TEXTS, Server
+from .serving import Server
+from .test_serve import TEXTS
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
 
-
-@pytest.fixture()
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.stop()
 
 
 def raw_exchange(port: int, data: bytes, wait_s: float = 10.0) -> bytes:
@@ -200,13 +193,14 @@ def test_small_requests_run_between_a_large_ones_batches(tiny_artifact: Path) ->
 
     predictor = pipeline(tiny_artifact, max_batch_size=1)  # a session run per text: many batches
     worker = ModelWorker(predictor, max_queue=8, max_batch_size=1, merge=True)
-    large_texts = [TEXTS[n % 3] + "猫" * (n % 5) for n in range(300)]
+    large_texts = [TEXTS[n % 3] + "猫" * (n % 5) for n in range(3000)]
     finished: list[str] = []
 
     async def run() -> tuple[Any, Any]:
         large = worker.submit(large_texts, {"top_k": 2}, cost=SMALL_REQUEST_TOKENS + 1)
         large.add_done_callback(lambda f: finished.append("large"))
-        await asyncio.sleep(0.05)
+        while predictor.encoder.tokens_run == 0:  # the large one is on its batches
+            await asyncio.sleep(0.001)
         small = worker.submit(TEXTS[1], {"top_k": 2}, cost=20)
         small.add_done_callback(lambda f: finished.append("small"))
         return await large, await small

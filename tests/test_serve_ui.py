@@ -18,7 +18,7 @@ import pytest
 from albert_onnx import pipeline
 
 from .conftest import head_artifact
-from .test_serve import Server
+from .serving import Server
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
