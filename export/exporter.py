@@ -57,7 +57,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
                  quantize: str | None = None, fp16: bool = False, opset: int = 17,
                  revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
                  task: str = "auto", int8_min_agreement: float | None = None,
-                 int8_weights: str = "int8", log: Callable[[str], None] = print) -> Path:
+                 int8_weights: str = "int8", web: bool = False, log: Callable[[str], None] = print) -> Path:
     """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
 
     Args:
@@ -76,6 +76,9 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
             runtime converts at load to the exact and fastest form of the CPU it runs on, so
             either serves every CPU with the same answers.
         fp16: add a float16 graph (for the CUDA provider).
+        web: also write ``web/``, the layout transformers.js, optimum and ONNX Runtime's other
+            bindings load (standard graphs, ``tokenizer.json`` with the ``[MASK]`` fix; see
+            ``export/web.py``), covered by the manifest's checksums.
         opset: ONNX opset of the exported graph.
         revision: hub revision (branch, tag or commit).
         atol: largest |Δ logits| against PyTorch accepted; beyond it the export fails.
@@ -114,6 +117,11 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
             manifest = _build(src, tokenizer, work, stage, quantize=quantize, fp16=fp16,
                               opset=opset, atol=atol, int8_min=int8_min_agreement,
                               int8_settings={**DEFAULT_INT8, "weight_type": int8_weights}, log=log)
+            if web:
+                from .web import write_web
+
+                manifest["web"] = write_web(src, tokenizer, work, stage, SAMPLE_TEXTS, quantize=quantize == "int8",
+                                            atol=atol, int8_min=int8_min_agreement, log=log)
             manifest["export_seconds"] = round(time.perf_counter() - started, 1)
             _finish(stage, manifest)
             load_artifact(stage)  # the runtime's own check of what was written
@@ -235,8 +243,8 @@ def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Toke
 
 def _finish(stage: Path, manifest: dict[str, Any]) -> None:
     files = {}
-    for path in sorted(stage.iterdir()):
-        files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):  # web/ and its onnx/ too
+        files[path.relative_to(stage).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
     manifest["sizes_mb"] = {name: round(f["bytes"] / 1e6, 2) for name, f in files.items()}
     tmp = stage / (MANIFEST_NAME + ".tmp")

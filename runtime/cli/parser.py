@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight form stored in the int8 file (default int8, what VNNI / AMX and ARM CPUs run as it "
                         "is). Either form serves every CPU with the same answers: the runtime converts it at load")
     e.add_argument("--fp16", action="store_true", help="also write a float16 graph (for CUDA)")
+    e.add_argument("--web", action="store_true",
+                   help="also write web/: standard graphs and tokenizer.json (with the [MASK] fix) for "
+                        "transformers.js, optimum and ONNX Runtime's other bindings")
     e.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (default 17)")
     e.add_argument("--revision", metavar="REV", help="hub revision: branch, tag or commit")
     e.add_argument("--atol", type=float, default=1e-4, metavar="A",
