@@ -151,10 +151,9 @@ def write_web(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, texts: li
     tokenizer_json(Path(src.tokenizer_dir), web)
     checked = check_tokenizer(web / "tokenizer.json", tokenizer, texts)
     log(f"web: tokenizer.json equals the runtime's tokenizer on {checked['texts']} texts (every [MASK] case) "
-        f"and {checked['pairs']} pairs, but a text whose first character the normalizer replaces with the next "
-        "or changes (`` or '', a lone sound mark) loses its leading '▁', and so does the text after a special "
-        "token other than [MASK] written in it, such as [CLS] (docs/web.md)")
-    feeds = _feeds(src.task, tokenizer, texts)
+        f"and {checked['pairs']} pairs (two known differences, at a text's start and after a [CLS] written in "
+        "it: docs/web.md)")
+    feeds = _feeds(src.task, tokenizer, texts, int(src.model.config.max_position_embeddings))
     fp32 = _session(web / "onnx" / "model.onnx")
     worst = 0.0
     for feed in feeds:
@@ -196,15 +195,16 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _feeds(task: str, tokenizer: Tokenizer, texts: list[str]) -> list[dict[str, np.ndarray]]:
-    """A few padded batches of the standard inputs, as transformers.js feeds them."""
+def _feeds(task: str, tokenizer: Tokenizer, texts: list[str], max_len: int) -> list[dict[str, np.ndarray]]:
+    """A few padded batches of the standard inputs, as transformers.js feeds them (cut to the
+    model's positions)."""
     sample = texts[:16]
     if task == "multiple-choice":
-        rows = [tokenizer.encode_with_offsets(sample[0], choice) for choice in sample[1:5]]
+        rows = [tokenizer.encode_truncated(sample[0], choice, max_len) for choice in sample[1:5]]
     elif task in ("question-answering", "text-classification"):
-        rows = [tokenizer.encode_with_offsets(a, b) for a, b in zip(sample, sample[1:] + sample[:1])]
+        rows = [tokenizer.encode_truncated(a, b, max_len) for a, b in zip(sample, sample[1:] + sample[:1])]
     else:
-        rows = [tokenizer.encode_with_offsets(t) for t in probe_texts(sample[:4])]
+        rows = [tokenizer.encode_truncated(t, None, max_len) for t in probe_texts(sample[:4])]
     width = max(len(r.ids) for r in rows)
     ids = np.zeros((len(rows), width), dtype=np.int64)
     mask, types = np.zeros_like(ids), np.zeros_like(ids)

@@ -140,3 +140,43 @@ def test_transformers_js_in_node_answers_as_the_runtime(web_artifact: Path) -> N
     ours8 = pipeline(web_artifact, precision="int8")
     agree = np.mean([a[0]["token"] == ours8(t, top_k=1)[0]["token"] for t, a in zip(texts, int8)])
     assert agree >= 0.9, agree  # random weights: near-ties; the shared model's figure is in docs/web.md
+
+
+PAIRS = ["吾輩は猫である。", "名前はまだ無い。", "どこで生れたかとんと見当がつかぬ。"]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@pytest.mark.parametrize("head", ["cls", "nli", "encoder"])
+def test_transformers_js_other_tasks_answer_as_the_runtime(head: str, spm_albert: Path, heads_root: Path,
+                                                           tmp_path: Path) -> None:
+    """Text classification, zero-shot (on the NLI head) and feature extraction; transformers.js
+    4.3 has no ALBERT token-classification or multiple-choice class, and its question answering
+    picks spans its own way (docs/web.md), so those are not compared."""
+    if not (JS / "node_modules" / "@huggingface" / "transformers").exists():
+        pytest.skip("transformers.js is not installed: cd tests/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci")
+    from albert_onnx.export import export_model
+
+    from .conftest import head_artifact
+
+    folder, _ = head_artifact(head, spm_albert, heads_root)
+    art = Path(export_model(str(folder), tmp_path / head, quantize="int8", int8_min_agreement=0.0, web=True,
+                            log=lambda s: None))
+    if head == "cls":
+        got = _node(art / "web", "text-classification", "fp32", [[t, {"top_k": None}] for t in PAIRS])
+        want = pipeline(art)(PAIRS, top_k=None)
+        for g, w in zip(got, want):
+            assert [x["label"] for x in g] == [x["label"] for x in w]
+            assert np.allclose([x["score"] for x in g], [x["score"] for x in w], atol=1e-4)
+    elif head == "nli":
+        labels, template = ["動物", "天気", "料理"], "この例は{}です。"
+        got = _node(art / "web", "zero-shot-classification", "fp32",
+                    [[[t, labels], {"hypothesis_template": template}] for t in PAIRS])
+        zs = pipeline(art, task="zero-shot-classification")
+        for text, g in zip(PAIRS, got):
+            w = zs(text, labels, hypothesis_template=template)
+            assert g["labels"] == w["labels"] and np.allclose(g["scores"], w["scores"], atol=1e-4)
+    else:
+        got = _node(art / "web", "feature-extraction", "fp32", [[t, {"pooling": "mean", "normalize": True}]
+                                                                 for t in PAIRS])
+        want = pipeline(art)(PAIRS, pooling="mean", normalize=True)
+        assert np.allclose([g[0] for g in got], want, atol=1e-4)
