@@ -180,3 +180,25 @@ def test_transformers_js_other_tasks_answer_as_the_runtime(head: str, spm_albert
                                                                  for t in PAIRS])
         want = pipeline(art)(PAIRS, pooling="mean", normalize=True)
         assert np.allclose([g[0] for g in got], want, atol=1e-4)
+
+
+def test_optimum_loads_a_classifier_web_export(spm_albert: Path, heads_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("optimum.onnxruntime", reason="optimum is not installed: pip install -e '.[export]'")
+    import transformers
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    from albert_onnx.export import export_model
+
+    from .conftest import head_artifact
+
+    folder, _ = head_artifact("cls", spm_albert, heads_root)
+    art = Path(export_model(str(folder), tmp_path / "cls", web=True, log=lambda s: None))
+    model = ORTModelForSequenceClassification.from_pretrained(str(art / "web"), subfolder="onnx",
+                                                              file_name="model.onnx")
+    ref = transformers.pipeline("text-classification", model=model,
+                                tokenizer=transformers.AutoTokenizer.from_pretrained(str(art / "web")))
+    ours = pipeline(art)
+    for text in PAIRS:
+        got, want = ref(text, top_k=None), ours(text, top_k=None)
+        assert [g["label"] for g in got] == [w["label"] for w in want]
+        assert np.allclose([g["score"] for g in got], [w["score"] for w in want], atol=1e-5)
