@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +191,14 @@ def servers() -> Iterator[list[Any]]:
     yield started
     for s in started:
         s.stop()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# headless Chromium on a closed network: no background connections, no first-run work
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium through Playwright (tests that need it skip without it)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -8,7 +8,6 @@ w-nli, w-fe as `albert-onnx export` wrote them)."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ import pytest
 
 from albert_onnx import pipeline
 
-from .conftest import head_artifact
+from .conftest import CHROMIUM, head_artifact, launch_chromium
 from .serving import Server
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # per task: the test head, the shared artifact's folder, the fields typed, and the answer expected
 CASES: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -68,9 +66,7 @@ def test_page_answers_as_the_predictor(task: str, tiny_artifact: Path, spm_alber
     server = Server(art, *(["--task", task] if task == "zero-shot-classification" else []))
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 900, "height": 640})
             page.goto(f"http://127.0.0.1:{server.port}/")
             for name, value in fields.items():

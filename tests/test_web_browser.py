@@ -18,10 +18,11 @@ import pytest
 
 from albert_onnx import pipeline
 
+from .conftest import CHROMIUM, launch_chromium
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js" / "node_modules"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -52,9 +53,7 @@ def test_example_page_fills_the_mask_as_you_type(tiny_model: Path, tmp_path: Pat
     text = "吾輩は猫である。名前は[MASK]無い。"
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 760, "height": 420})
             outside: list[str] = []
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
