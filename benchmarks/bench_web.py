@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, write_report  # noqa: E402
+from common import CACHE, SHARED_MODEL, base_shape_model, cached_artifact, machine, md_table, timed, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js"
@@ -87,14 +87,9 @@ def python_timing(art: Path, precision: str, texts: list[str]) -> dict[str, Any]
     load_ms = (time.perf_counter() - t) * 1e3
     rows = []
     for text in texts:
-        for _ in range(5):
-            fill(text, top_k=5)
-        times = []
-        for _ in range(CALLS):
-            t = time.perf_counter()
-            fill(text, top_k=5)
-            times.append((time.perf_counter() - t) * 1e3)
-        times.sort()
+        call = functools.partial(fill, text, top_k=5)
+        timed(call, 5)  # warm-up
+        times = sorted(x * 1e3 for x in timed(call, CALLS))
         rows.append({"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * len(times))]})
     return {"load_ms": load_ms, "texts": rows}
 

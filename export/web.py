@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from albert_onnx.engine.session import create_session
 from albert_onnx.tokenizer import Tokenizer
 
+from .heads import reference_outputs
 from .source import ExportError
 
 WEB_FOLDER = "web"
@@ -154,7 +156,7 @@ def write_web(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, texts: li
         f"and {checked['pairs']} pairs (two known differences, at a text's start and after a [CLS] written in "
         "it: docs/web.md)")
     feeds = _feeds(src.task, tokenizer, texts, int(src.model.config.max_position_embeddings))
-    fp32 = _session(web / "onnx" / "model.onnx")
+    fp32 = create_session(web / "onnx" / "model.onnx", "cpu", None)
     worst = 0.0
     for feed in feeds:
         want = _torch(src, feed)
@@ -176,7 +178,7 @@ def write_web(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, texts: li
             quantize_dynamic(str(web / "onnx" / "model.onnx"), str(q), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             root.setLevel(level)
-        int8 = _session(q)
+        int8 = create_session(q, "cpu", None)
         score = _agreement(src.task, [fp32.run(OUTPUT[src.task], f) for f in feeds],
                            [int8.run(OUTPUT[src.task], f) for f in feeds], feeds)
         gate = int8_min if int8_min is not None else INT8_GATE.get(src.task, DEFAULT_INT8_GATE)
@@ -187,12 +189,6 @@ def write_web(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, texts: li
                               "not writing it (--int8-min-agreement sets the gate)")
         entry["int8"] = {kind.replace(" ", "_").replace("-", ""): round(score, 4), "gate": gate}
     return entry
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def _feeds(task: str, tokenizer: Tokenizer, texts: list[str], max_len: int) -> list[dict[str, np.ndarray]]:
@@ -218,11 +214,13 @@ def _feeds(task: str, tokenizer: Tokenizer, texts: list[str], max_len: int) -> l
 
 
 def _torch(src: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """PyTorch's outputs for a feed of the web graph (a multiple-choice feed: one question)."""
     import torch
 
+    rows = {k: torch.from_numpy(v[0] if src.task == "multiple-choice" else v) for k, v in feed.items()}
     with torch.no_grad():
-        out = src.model(**{k: torch.from_numpy(v) for k, v in feed.items()})
-    return [getattr(out, name).numpy() for name in OUTPUT[src.task]]
+        out = [t.numpy() for t in reference_outputs(src.task, src.model, rows)]
+    return [o[None] for o in out] if src.task == "multiple-choice" else out
 
 
 def _agreement(task: str, ref: list[list[np.ndarray]], cand: list[list[np.ndarray]],

@@ -56,3 +56,20 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+
+async def asgi_call(app: Any, method: str, path: str, body: Any = None) -> tuple[int, str, bytes]:
+    """One request straight to an ASGI app (no server): status, content type and body."""
+    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    sent: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop() if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "path": path, "method": method, "headers": [], "query_string": b""}, receive, send)
+    headers = dict(sent[0]["headers"])
+    return sent[0]["status"], headers[b"content-type"].decode(), sent[1]["body"]

@@ -17,7 +17,7 @@ import pytest
 from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
-from .serving import Server
+from .serving import Server, asgi_call
 from .test_serve import PLAIN, TEXTS
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
@@ -58,22 +58,6 @@ ALWAYS = [("GET", "/health", None), ("GET", "/ready", None), ("GET", "/info", No
           ("POST", "/predict", {"inputs": 5}), ("POST", "/predict", b"{"), ("GET", "/openapi.json", None)]
 
 
-async def _call(app: Any, method: str, path: str, body: Any) -> tuple[int, str, bytes]:
-    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
-    sent: list[dict[str, Any]] = []
-    chunks = [{"type": "http.request", "body": raw, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return chunks.pop() if chunks else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app({"type": "http", "path": path, "method": method, "headers": [], "query_string": b""}, receive, send)
-    headers = dict(sent[0]["headers"])
-    return sent[0]["status"], headers[b"content-type"].decode(), sent[1]["body"]
-
-
 def _resolve(schema: Any, doc: dict[str, Any]) -> Any:
     if isinstance(schema, dict):
         if "$ref" in schema:
@@ -95,7 +79,7 @@ def test_every_answer_conforms_to_the_document(tiny_artifact: Path, spm_albert: 
         app2 = create_app(art)
     try:
         async def run() -> None:
-            status, _, raw = await _call(app, "GET", "/openapi.json", None)
+            status, _, raw = await asgi_call(app, "GET", "/openapi.json", None)
             doc = json.loads(raw)
             validator.validate(doc)
             assert set(doc["paths"]) == set(app.info["routes"])
@@ -104,8 +88,8 @@ def test_every_answer_conforms_to_the_document(tiny_artifact: Path, spm_albert: 
                 target = app2 if head == "nli" and path == "/rerank" else app
                 path = path.replace("MODEL", art.name)
                 body = json.loads(json.dumps(body).replace("MODEL", art.name)) if isinstance(body, dict) else body
-                status, media, raw = await _call(target, method, path, body)
-                tdoc = doc if target is app else json.loads((await _call(target, "GET", "/openapi.json", None))[2])
+                status, media, raw = await asgi_call(target, method, path, body)
+                tdoc = doc if target is app else json.loads((await asgi_call(target, "GET", "/openapi.json", None))[2])
                 template = "/v1/models/{model}" if path.startswith("/v1/models/") else path
                 operation = tdoc["paths"][template][method.lower()]
                 assert str(status) in operation["responses"], (path, status)
@@ -127,7 +111,7 @@ def test_pages_ship_with_the_package(tiny_artifact: Path) -> None:
     app = create_app(tiny_artifact)
     try:
         for path in ("/docs", "/"):
-            status, media, raw = asyncio.run(_call(app, "GET", path, None))
+            status, media, raw = asyncio.run(asgi_call(app, "GET", path, None))
             page = raw.decode()
             assert status == 200 and media.startswith("text/html") and "<script>" in page
             assert "http://" not in page and "https://" not in page  # no CDN: every asset is the page itself

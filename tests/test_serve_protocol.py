@@ -17,7 +17,7 @@ import pytest
 from albert_onnx.serve import create_app
 
 from .conftest import head_artifact
-from .serving import Server
+from .serving import Server, asgi_call
 from .test_serve import TEXTS
 
 pytest.importorskip("uvicorn", reason="uvicorn is not installed: pip install -e '.[serve]'")
@@ -108,16 +108,8 @@ def test_bearer_scheme_in_any_case(tiny_artifact: Path, servers: list[Server]) -
 
 
 async def _asgi_get(app: Any, path: str) -> tuple[int, Any]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app({"type": "http", "path": path, "method": "GET", "headers": [], "query_string": b""}, receive, send)
-    return sent[0]["status"], json.loads(sent[1]["body"])
+    status, _, raw = await asgi_call(app, "GET", path)
+    return status, json.loads(raw)
 
 
 def test_ready_says_503_when_the_model_is_stuck_or_draining(tiny_artifact: Path) -> None:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..tasks.question_answering import MAX_SEQ_LEN, default_doc_stride
 from ..tasks.zero_shot import DEFAULT_TEMPLATE
 
 DEFAULT_MAX_REQUEST_TOKENS = 2048 * 64  # 2048 ordinary sentences (a JGLUE sentence is 20-60 characters)
@@ -62,9 +63,9 @@ def request_tokens(task: str, inputs: Any, parameters: Mapping[str, Any], max_le
     if task == "question-answering":
         total = 0
         seq_len = parameters.get("max_seq_len")
-        seq_len = seq_len if isinstance(seq_len, int) and 0 < seq_len <= max_length else min(384, max_length)
+        seq_len = seq_len if isinstance(seq_len, int) and 0 < seq_len <= max_length else min(MAX_SEQ_LEN, max_length)
         stride = parameters.get("doc_stride")
-        stride = stride if isinstance(stride, int) and 0 < stride < seq_len else min(seq_len // 2, 128)
+        stride = stride if isinstance(stride, int) and 0 < stride < seq_len else default_doc_stride(seq_len)
         for item in items:
             if isinstance(item, Mapping):
                 question, context = chars(item.get("question")), chars(item.get("context"))

@@ -16,6 +16,11 @@ from ..tokenizer.tokenizer import overflow_windows
 from .base import Predictor, check_item, check_positive
 
 MAX_SEQ_LEN = 384  # the pipeline's default cap on a window
+
+
+def default_doc_stride(max_seq_len: int) -> int:
+    """Tokens consecutive windows share when ``doc_stride`` is not given, as the pipeline picks it."""
+    return min(max_seq_len // 2, 128)
 NULL_START_SCORE = 1000000.0  # the pipeline's initial "minimum null score"
 
 
@@ -104,7 +109,7 @@ class QuestionAnswerer(Predictor):
         max_seq_len = check_positive("max_seq_len", max_seq_len)
         if max_seq_len > self.max_length:
             raise InputError(f"max_seq_len={max_seq_len} is over the model's limit of {self.max_length} tokens")
-        doc_stride = min(max_seq_len // 2, 128) if doc_stride is None else check_positive("doc_stride", doc_stride)
+        doc_stride = default_doc_stride(max_seq_len) if doc_stride is None else check_positive("doc_stride", doc_stride)
         if doc_stride >= max_seq_len:
             raise InputError(f"doc_stride={doc_stride} must be smaller than max_seq_len={max_seq_len}")
         windows = [w for n, ex in enumerate(examples) for w in self.windows(n, *ex, max_seq_len, doc_stride)]
