@@ -146,12 +146,13 @@ PAIRS = ["吾輩は猫である。", "名前はまだ無い。", "どこで生�
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
-@pytest.mark.parametrize("head", ["cls", "nli", "encoder"])
+@pytest.mark.parametrize("head", ["cls", "nli", "encoder", "qa", "ner"])
 def test_transformers_js_other_tasks_answer_as_the_runtime(head: str, spm_albert: Path, heads_root: Path,
                                                            tmp_path: Path) -> None:
-    """Text classification, zero-shot (on the NLI head) and feature extraction; transformers.js
-    4.3 has no ALBERT token-classification or multiple-choice class, and its question answering
-    picks spans its own way (docs/web.md), so those are not compared."""
+    """Text classification, zero-shot (on the NLI head), feature extraction, question answering
+    (transformers.js has no longest-answer limit and does not widen spans to words: the runtime
+    is asked the same) and token classification (transformers.js's own pipeline class on
+    AutoModel: it has no ALBERT token-classification class), fp32 and q8."""
     if not (JS / "node_modules" / "@huggingface" / "transformers").exists():
         pytest.skip("transformers.js is not installed: cd tests/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci")
     from albert_onnx.export import export_model
@@ -167,6 +168,12 @@ def test_transformers_js_other_tasks_answer_as_the_runtime(head: str, spm_albert
         for g, w in zip(got, want):
             assert [x["label"] for x in g] == [x["label"] for x in w]
             assert np.allclose([x["score"] for x in g], [x["score"] for x in w], atol=1e-4)
+        pairs = [{"text": a, "text_pair": b} for a, b in zip(PAIRS, PAIRS[1:] + PAIRS[:1])]
+        got = _node(art / "web", "text-pair-classification", "fp32", [[p, {}] for p in pairs])
+        labels = json.loads((art / "web" / "config.json").read_text(encoding="utf-8"))["id2label"]
+        for p, g in zip(pairs, got):
+            w = {x["label"]: x["score"] for x in pipeline(art)(p, top_k=None, function_to_apply="none")}
+            assert np.allclose(g["logits"], [w[labels[str(i)]] for i in range(len(g["logits"]))], atol=1e-4)
     elif head == "nli":
         labels, template = ["動物", "天気", "料理"], "この例は{}です。"
         got = _node(art / "web", "zero-shot-classification", "fp32",
@@ -175,6 +182,45 @@ def test_transformers_js_other_tasks_answer_as_the_runtime(head: str, spm_albert
         for text, g in zip(PAIRS, got):
             w = zs(text, labels, hypothesis_template=template)
             assert g["labels"] == w["labels"] and np.allclose(g["scores"], w["scores"], atol=1e-4)
+    elif head == "qa":
+        # transformers.js never starts or ends an answer on <unk> (it masks every special id): contexts without one
+        tokenizer = Tokenizer.from_pretrained(art)
+        contexts = [t for t in TEXTS[:60] if len(t) < 80 and tokenizer.unk_token_id not in tokenizer.encode(t)][:6]
+        assert len(contexts) >= 3
+        calls = [[["何ですか", t], {"top_k": 3}] for t in contexts]
+        from tokenizers import Tokenizer as Reference
+
+        normalize = Reference.from_file(str(art / "web" / "tokenizer.json")).normalizer.normalize_str
+        for dtype, precision in (("fp32", "fp32"), ("q8", "int8")):
+            got = _node(art / "web", "question-answering", dtype, calls)
+            ours = pipeline(art, precision=precision)
+            for (q, context), g in zip([c[0] for c in calls], got):
+                w = ours(question=q, context=context, top_k=3, max_answer_len=512, align_to_words=False)
+                # transformers.js decodes the answer's pieces (normalized text: accents stripped here),
+                # where transformers and the runtime cut it out of the context
+                if dtype == "fp32":
+                    assert [x["answer"] for x in g] == [normalize(x["answer"]) for x in w], context
+                    assert np.allclose([x["score"] for x in g], [x["score"] for x in w], atol=1e-4)
+                else:
+                    # another int8 graph (optimum's, quantized apart) on random weights: near-ties
+                    assert g[0]["answer"] in [normalize(x["answer"]) for x in w], context
+    elif head == "ner":
+        tokenizer = Tokenizer.from_pretrained(art)  # <unk> decodes to "" in transformers.js, which leaves it out
+        texts = [t for t in PAIRS + TEXTS[:30] if len(t) < 60 and tokenizer.unk_token_id not in tokenizer.encode(t)]
+        assert len(texts) >= 5
+        for dtype, precision in (("fp32", "fp32"), ("q8", "int8")):
+            got = _node(art / "web", "token-classification", dtype, [[t, {"ignore_labels": []}] for t in texts])
+            ours = pipeline(art, precision=precision)
+            agree = []
+            for text, g in zip(texts, got):
+                # transformers.js decodes each piece alone (no '▁') and leaves out those that decode to ""
+                w = [x for x in ours(text, ignore_labels=[]) if x["word"].lstrip("▁")]
+                assert [(x["index"], x["word"]) for x in g] == [(x["index"], x["word"].lstrip("▁")) for x in w], text
+                if dtype == "fp32":
+                    assert [x["entity"] for x in g] == [x["entity"] for x in w], text
+                    assert np.allclose([x["score"] for x in g], [x["score"] for x in w], atol=1e-4), text
+                agree += [a["entity"] == b["entity"] for a, b in zip(g, w)]
+            assert np.mean(agree) >= 0.9, (dtype, np.mean(agree))
     else:
         got = _node(art / "web", "feature-extraction", "fp32", [[t, {"pooling": "mean", "normalize": True}]
                                                                  for t in PAIRS])
