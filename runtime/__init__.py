@@ -2,6 +2,7 @@
 multiple choice, zero-shot) from an ONNX artifact, with only NumPy and ONNX Runtime."""
 
 from .errors import AlbertOnnxError, ArtifactError, InputError, ProviderError
+from .evaluation import evaluate
 from .tasks import (
     Candidate,
     FeatureExtractor,
@@ -19,4 +20,4 @@ from .tokenizer import Encoding, Tokenizer
 __version__ = "0.3.0"
 __all__ = ["AlbertOnnxError", "ArtifactError", "Candidate", "Encoding", "FeatureExtractor", "FillMask",
            "InputError", "MultipleChoice", "Predictor", "ProviderError", "QuestionAnswerer", "TextClassifier",
-           "TokenClassifier", "Tokenizer", "ZeroShotClassifier", "__version__", "pipeline"]
+           "TokenClassifier", "Tokenizer", "ZeroShotClassifier", "__version__", "evaluate", "pipeline"]

@@ -1,5 +1,5 @@
 """Command line: ``albert-onnx export`` (needs the [export] extra), ``fill-mask``, ``score``,
-``predict``, ``batch``, ``serve``, ``bench`` and ``completion``."""
+``predict``, ``batch``, ``serve``, ``bench``, ``evaluate`` and ``completion``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ __all__ = ["main"]
 VERBS: dict[str, Callable[..., int]] = {
     "export": commands.export, "fill-mask": commands.fill_mask, "score": commands.score,
     "predict": commands.predict, "batch": commands.batch, "bench": commands.bench, "serve": commands.serve,
+    "evaluate": commands.evaluate,
 }
 
 

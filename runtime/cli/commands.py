@@ -211,3 +211,50 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..engine.encoder import check_positive_int
+    from ..evaluation import evaluate as run_evaluation
+    from ..evaluation import markdown
+    from ..evaluation.report import gate_line, summary_lines
+    from .output import ProgressBar, write_atomically
+
+    if args.limit is not None:
+        check_positive_int("--limit", args.limit)
+    if args.fail_over is not None and not args.fail_over >= 0:
+        raise InputError(f"--fail-over takes the points int8 may lose (0 or more, e.g. 0.5), not {args.fail_over}")
+    precisions = args.precision or None
+    if args.fail_over is not None and precisions is not None and precisions[0] != "fp32":
+        raise InputError("--fail-over compares with fp32: give --precision fp32 first (or no --precision)")
+    bar = ProgressBar(enabled=not args.quiet)
+    try:
+        report = run_evaluation(args.artifact, args.data, precisions, limit=args.limit, threads=args.threads,
+                                int8_weights=args.int8_weights, progress=bar.update)
+    finally:
+        bar.close()
+    failed = False
+    if args.fail_over is not None:
+        others = [p for p in report["results"] if p != report["baseline"]]
+        if not others:
+            raise InputError("--fail-over needs a second precision to compare with fp32; this artifact has only "
+                             f"{list(report['results'])} (export with --quantize int8)")
+        drop = report["drop"][others[0]][report["metric"]]
+        failed = drop > args.fail_over
+        report["gate"] = {"precision": others[0], "metric": report["metric"], "drop": drop,
+                          "max_drop": args.fail_over, "failed": failed}
+    if args.json_file:
+        write_atomically(args.json_file, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    if args.markdown:
+        write_atomically(args.markdown, markdown(report))
+    print("\n".join(summary_lines(report)))
+    dis = report.get("disagreements")
+    for row in (dis or {}).get("examples", [])[:args.show]:
+        answers = " | ".join(f"{p}: {row[p]}" for p in report["results"])
+        print(f"    {row['where']}: {row['input']}  gold: {row['gold']}  {answers}")
+    if "gate" in report:
+        print(gate_line(report["gate"]))
+    if failed:
+        print(f"albert-onnx: error: {gate_line(report['gate'])}", file=sys.stderr)
+        return 1
+    return 0

@@ -83,3 +83,46 @@ def human(task: str, item: Any, result: Any, options: Any, width: int = ECHO_COL
     else:  # zero-shot
         lines += [f"  {pad(label, 20)} {score:.4f}" for label, score in zip(result["labels"], result["scores"])]
     return lines
+
+
+class ProgressBar:
+    """``fp32 [#######     ] 320/1118`` on stderr, redrawn in place; only on a terminal."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        import sys
+
+        self.stream = sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.drawn = False
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if self.enabled:
+            bar = "#" * int(24 * done / max(total, 1))
+            print(f"\r{label:<5} [{bar:<24}] {done}/{total}", end="", file=self.stream, flush=True)
+            self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            print(file=self.stream)
+            self.drawn = False
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all ('-': stdout)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        from ..errors import InputError
+
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -15,7 +15,7 @@ from ..tasks.zero_shot import DEFAULT_TEMPLATE, ENGLISH_TEMPLATE
 
 PROG = "albert-onnx"
 DESCRIPTION = ("Export ALBERT models to ONNX (export, needs the [export] extra) and run them: fill-mask, score, "
-               "predict (any task), batch (bulk jobs), serve (an HTTP server) and bench.")
+               "predict (any task), batch (bulk jobs), serve (an HTTP server), bench and evaluate (accuracy).")
 EXPORT_TASKS = ("auto", *TASKS)
 INPUT_FORMATS = ("auto", "text", "jsonl")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -286,6 +286,30 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--baseline", metavar="OLD.json", help="fail when a figure regressed against this report")
     m.add_argument("--max-slowdown", type=float, default=1.25, metavar="R",
                    help="with --baseline: the largest normalized slow-down accepted (default 1.25)")
+
+    a = _verb(sub, "evaluate", "an artifact's accuracy on JGLUE data (or yours): fp32 and int8 side by side",
+              "albert-onnx evaluate my-jsquad jsquad-v1.3/valid-v1.3.json",
+              "albert-onnx evaluate my-jcqa valid-v1.3.json --fail-over 0.5 --markdown \"$GITHUB_STEP_SUMMARY\"",
+              "albert-onnx evaluate my-cls dev.jsonl --precision int8 --json report.json")
+    _artifact(a)
+    a.add_argument("data", metavar="DATA",
+                   help="JSQuAD (SQuAD-style JSON), JCommonsenseQA, JNLI, JSTS or MARC-ja JSON lines as JGLUE ships "
+                        "them, or JSON lines / Parquet with text, optional text_pair, and label or answers "
+                        "(choices and label for multiple choice)")
+    a.add_argument("--precision", action="append", choices=PRECISIONS, default=None,
+                   help="a graph to evaluate; repeat for several, the first is the baseline (default: fp32, and "
+                        "int8 when the artifact has it)")
+    a.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples")
+    a.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: every core)")
+    _int8_weights(a)
+    a.add_argument("--fail-over", type=float, default=None, metavar="DROP",
+                   help="exit with status 1 when int8 loses more than DROP points (the metric x 100) of the task's "
+                        "metric (F1, accuracy, Pearson) against fp32")
+    a.add_argument("--json", dest="json_file", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    a.add_argument("--markdown", metavar="FILE", help="write the report as Markdown (for CI summary pages)")
+    a.add_argument("--show", type=int, default=5, metavar="N",
+                   help="examples answered differently to print (default 5; the reports list up to 10)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
 
     v = _verb(sub, "serve", "an HTTP server for the artifact (needs the [serve] extra)",
               "albert-onnx serve albert-ja --precision int8 --port 8000",
