@@ -57,7 +57,8 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
                  quantize: str | None = None, fp16: bool = False, opset: int = 17,
                  revision: str | None = None, atol: float = 1e-4, overwrite: bool = False,
                  task: str = "auto", int8_min_agreement: float | None = None,
-                 int8_weights: str = "int8", web: bool = False, log: Callable[[str], None] = print) -> Path:
+                 int8_weights: str = "int8", web: bool = False, eval_data: str | Path | None = None,
+                 max_drop: float = 0.5, log: Callable[[str], None] = print) -> Path:
     """Export ``source`` (hub id or local folder) to the artifact folder ``out``.
 
     Args:
@@ -76,6 +77,12 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
             runtime converts at load to the exact and fastest form of the CPU it runs on, so
             either serves every CPU with the same answers.
         fp16: add a float16 graph (for the CUDA provider).
+        eval_data: accuracy-aware int8: a validation file (as ``albert-onnx evaluate`` reads
+            them) on which int8 may lose at most ``max_drop`` points of the task's metric
+            against fp32; products are kept in float until it does (``export/accuracy.py``), or
+            the export fails. The manifest records the data's checksum, both metrics, the drop
+            and the products in float. It replaces the sample-text int8 gate.
+        max_drop: with ``eval_data``: the points (the metric x 100) int8 may lose.
         web: also write ``web/``, the layout transformers.js, optimum and ONNX Runtime's other
             bindings load (standard graphs, ``tokenizer.json`` with the ``[MASK]`` fix; see
             ``export/web.py``), covered by the manifest's checksums.
@@ -93,6 +100,10 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         raise ExportError(f"int8_min_agreement {int8_min_agreement} is out of range; valid: 0..1 (0 = no gate)")
     if int8_weights not in INT8_WEIGHTS:
         raise ExportError(f"unknown int8 weight type {int8_weights!r}; valid: {list(INT8_WEIGHTS)}")
+    if eval_data is not None and quantize != "int8":
+        raise ExportError("--eval-data measures int8 against fp32: it needs --quantize int8")
+    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not max_drop >= 0:
+        raise ExportError(f"--max-drop takes the points int8 may lose (0 or more, e.g. 0.5), not {max_drop!r}")
     if not 11 <= opset <= 21:
         raise ExportError(f"opset {opset} is out of range; valid: 11..21 (default 17)")
     out = Path(out)
@@ -108,15 +119,26 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
         if len(tokenizer) > cfg.vocab_size:
             raise ExportError(f"tokenizer has {len(tokenizer)} ids but the model's vocabulary is "
                               f"{cfg.vocab_size}: they do not belong together")
+        data = None
+        if eval_data is not None:
+            from .accuracy import read_data
+
+            data = read_data(eval_data, src.task, cfg)
         log(f"loaded {source} as {src.task} ({type(src.model).__name__}, "
             f"{sum(p.numel() for p in src.model.parameters()) / 1e6:.1f} M parameters, "
             f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size})")
 
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
+            settings = {**DEFAULT_INT8, "weight_type": int8_weights}
             manifest = _build(src, tokenizer, work, stage, quantize=quantize, fp16=fp16,
                               opset=opset, atol=atol, int8_min=int8_min_agreement,
-                              int8_settings={**DEFAULT_INT8, "weight_type": int8_weights}, log=log)
+                              int8_settings=settings, gate=data is None, log=log)
+            if data is not None:
+                _accuracy_aware(data, max_drop, stage, work, manifest, settings, log)
+                manifest["graphs"]["int8"].update(_int8_gate(  # recorded, not a gate: the accuracy decided
+                    src.task, stage, _session(stage / FP32_FILE), tokenizer, int(cfg.max_position_embeddings),
+                    int8_min_agreement, settings, log, enforce=False))
             if web:
                 from .web import write_web
 
@@ -136,7 +158,7 @@ def export_model(source: str = DEFAULT_SOURCE, out: str | Path = "albert-onnx-ar
 
 def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize: str | None,
            fp16: bool, opset: int, atol: float, int8_min: float | None, int8_settings: dict[str, Any],
-           log: Callable[[str], None]) -> dict[str, Any]:
+           gate: bool, log: Callable[[str], None]) -> dict[str, Any]:
     import onnx
 
     cfg = src.model.config
@@ -158,32 +180,10 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
                                        "tensor_bytes": G.tensor_bytes(fused)}}
     if quantize == "int8":
         kept_float = float_input_projection(stage / FP32_FILE)
-        quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings, exclude=kept_float)
-        qmodel = onnx.load(str(work / "q.onnx"))
-        lookup = int8_embedding_lookup(qmodel)
-        dedupe = G.dedupe_initializers(qmodel)
-        onnx.save(qmodel, str(stage / INT8_FILE))
-        store_weight_form(stage / INT8_FILE, int8_settings["weight_type"])
-        int8_session, choice = create_int8_session(stage / INT8_FILE, "cpu", None,  # as the runtime loads it
-                                                   stored=int8_settings["weight_type"])
-        quality = compare_precisions(task, fp32_session, int8_session, tokenizer, SAMPLE_TEXTS,
-                                     max_len)
-        figure, default_bar = INT8_GATES[task]
-        bar = default_bar if int8_min is None else int8_min
-        quality["gate"] = {"figure": figure, "min": bar, "value": quality[figure]}
-        log(f"int8 ({int8_settings['weight_type']} weights stored; measured as {choice.kernel}) against fp32: "
-            f"{_quality_line(quality)}; "
-            f"gate {figure} >= {bar:g}"
-            + (" (off)" if bar == 0 else ""))
-        if quality[figure] < bar:
-            raise ExportError(f"int8 {figure} {quality[figure]:.3f} is below the gate {bar:g} "
-                              "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
-        quality["int8_kernel"] = choice.kernel
-        graphs["int8"] = {"file": INT8_FILE, "validation": quality,
-                          "settings": {**int8_settings, "float_nodes": kept_float},
-                          "activation_scales": "dynamic-per-tensor",
-                          "embedding_lookup": lookup, "dedupe": dedupe,
-                          "float_tensors": float_tensors(qmodel)}
+        graphs["int8"] = {"file": INT8_FILE, **write_int8(stage, work, int8_settings, kept_float)}
+        if gate:  # else the accuracy on --eval-data decides, after its search (_accuracy_aware)
+            graphs["int8"].update(_int8_gate(task, stage, fp32_session, tokenizer, max_len, int8_min,
+                                             int8_settings, log))
     if fp16:
         graphs["fp16"] = _fp16(task, fused, stage, fp32_session, tokenizer, max_len, log)
 
@@ -215,6 +215,69 @@ def _build(src: Any, tokenizer: Tokenizer, work: Path, stage: Path, *, quantize:
     }
 
 
+def _accuracy_aware(data: Any, max_drop: float, stage: Path, work: Path, manifest: dict[str, Any],
+                    settings: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Keep products in float until int8 holds ``max_drop`` on ``data`` (export/accuracy.py)."""
+    from albert_onnx.tasks import pipeline
+
+    from .accuracy import PRODUCT_OPS, accuracy_aware_int8, products
+
+    entry = manifest["graphs"]["int8"]
+    base = list(entry["settings"]["float_nodes"])
+
+    def rebuild(kept_float: list[str]) -> None:
+        entry.update(write_int8(stage, work, settings, kept_float))
+        _finish(stage, manifest)
+
+    _finish(stage, manifest)  # the staged folder opens as an artifact from here on
+    candidates = products(stage / FP32_FILE, [op for op in settings["op_types"] if op in PRODUCT_OPS], base)
+    result = accuracy_aware_int8(data, max_drop, base, candidates, rebuild,
+                                 lambda precision: pipeline(stage, precision=precision, verify=False), log)
+    entry["accuracy"] = result["record"]
+    if result["record"]["float_products"]:
+        log(f"int8 holds a drop of {result['record']['drop']:.2f} <= {max_drop:g} with in float: "
+            + ", ".join(result["record"]["float_products"]))
+
+
+def write_int8(stage: Path, work: Path, int8_settings: dict[str, Any], kept_float: list[str]) -> dict[str, Any]:
+    """Quantize the fp32 graph into ``stage/model_int8.onnx`` with the nodes ``kept_float`` in
+    float; the manifest's description of it."""
+    import onnx
+
+    quantize_int8(stage / FP32_FILE, work / "q.onnx", **int8_settings, exclude=kept_float)
+    qmodel = onnx.load(str(work / "q.onnx"))
+    lookup = int8_embedding_lookup(qmodel)
+    dedupe = G.dedupe_initializers(qmodel)
+    onnx.save(qmodel, str(stage / INT8_FILE))
+    store_weight_form(stage / INT8_FILE, int8_settings["weight_type"])
+    return {"settings": {**int8_settings, "float_nodes": list(kept_float)}, "activation_scales": "dynamic-per-tensor",
+            "embedding_lookup": lookup, "dedupe": dedupe, "float_tensors": float_tensors(qmodel)}
+
+
+def _int8_gate(task: str, stage: Path, fp32_session: Any, tokenizer: Tokenizer, max_len: int,
+               int8_min: float | None, int8_settings: dict[str, Any], log: Callable[[str], None],
+               enforce: bool = True) -> dict[str, Any]:
+    """The int8 graph against fp32 on the sample texts, and the gate on it (not ``enforce``d
+    when the accuracy on the user's data decides instead)."""
+    int8_session, choice = create_int8_session(stage / INT8_FILE, "cpu", None,  # as the runtime loads it
+                                               stored=int8_settings["weight_type"])
+    quality = compare_precisions(task, fp32_session, int8_session, tokenizer, SAMPLE_TEXTS, max_len)
+    figure, default_bar = INT8_GATES[task]
+    bar = default_bar if int8_min is None else int8_min
+    quality["gate"] = {"figure": figure, "min": bar, "value": quality[figure]}
+    log(f"int8 ({int8_settings['weight_type']} weights stored; measured as {choice.kernel}) against fp32: "
+        f"{_quality_line(quality)}; "
+        + (f"gate {figure} >= {bar:g}" + (" (off)" if bar == 0 else "") if enforce
+           else "the accuracy on --eval-data decides"))
+    if not enforce:
+        quality["gate"] = "replaced by the accuracy on --eval-data"
+    elif quality[figure] < bar:
+        raise ExportError(f"int8 {figure} {quality[figure]:.3f} is below the gate {bar:g} "
+                          "(--int8-min-agreement sets it, 0 turns it off); nothing was written")
+    quality["int8_kernel"] = choice.kernel
+    return {"validation": quality}
+
+
 def _quality_line(q: dict[str, Any]) -> str:
     keys = [k for k in ("top1_agreement", "top5_overlap", "top_label_agreement", "cls_cosine",
                         "mean_pool_cosine", "best_span_agreement", "best_choice_agreement") if k in q]
@@ -243,7 +306,7 @@ def _fp16(task: str, fused: Any, stage: Path, fp32_session: Any, tokenizer: Toke
 
 def _finish(stage: Path, manifest: dict[str, Any]) -> None:
     files = {}
-    for path in sorted(p for p in stage.rglob("*") if p.is_file()):  # web/ and its onnx/ too
+    for path in sorted(p for p in stage.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):  # web/ too
         files[path.relative_to(stage).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
     manifest["sizes_mb"] = {name: round(f["bytes"] / 1e6, 2) for name, f in files.items()}

@@ -322,3 +322,89 @@ def test_cli_reports_and_the_gate(spm_albert: Path, heads_root: Path, tmp_path: 
                           (["--precision", "fp16"], "no such graph")):
         run = _cli("evaluate", str(art), str(path), *args)
         assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+# ------------------------------------------------------------------------------------ accuracy-aware int8
+def _qa_gold_from_fp32(art: Path, path: Path, n: int) -> Path:
+    """Questions on corpus lines whose gold answer is fp32's own (as evaluate asks it): fp32
+    scores 100, and every span int8 moves costs it points."""
+    from albert_onnx.evaluation.predict import predict
+
+    rows = [{"question": TEXTS[-k - 1][:8], "context": c, "answers": ["?"]} for k, c in enumerate(TEXTS[:n])]
+    answers = predict(pipeline(art), QA, read_eval_data(_jsonl(path, rows), QA).examples)
+    # (an answer that normalizes to nothing, such as "。", scores F1 0 even against itself, as in SQuAD v1.1)
+    return _jsonl(path, [{**r, "answers": [a.answer]} for r, a in zip(rows, answers)
+                         if metrics.normalize_answer(a.answer)])
+
+
+def test_accuracy_aware_int8_keeps_products_in_float_until_the_drop_holds(spm_albert: Path, heads_root: Path,
+                                                                          tmp_path: Path) -> None:
+    from albert_onnx.artifact import load_artifact
+    from albert_onnx.export import export_model
+
+    folder, art = head_artifact("qa", spm_albert, heads_root)
+    data = _qa_gold_from_fp32(art, tmp_path / "dev.jsonl", 120)
+    plain = evaluate(art, data)
+    assert plain["results"]["fp32"]["f1"] == pytest.approx(100.0)
+    assert plain["drop"]["int8"]["f1"] > 0.5, "the test needs int8 to lose points here"
+    lines: list[str] = []
+    out = export_model(str(folder), tmp_path / "aware", quantize="int8", eval_data=data, max_drop=0.5,
+                       log=lines.append)
+    record = load_artifact(out).manifest["graphs"]["int8"]["accuracy"]
+    assert record["data"]["sha256"] == plain["data"]["sha256"] and record["metric"] == "f1"
+    assert record["drop"] <= 0.5 and record["max_drop"] == 0.5 and record["float_products"]
+    assert record["steps"][0]["drop"] == pytest.approx(plain["drop"]["int8"]["f1"])  # the plain int8 at the start
+    assert [s["float_products"] for s in record["steps"][1:]] == [record["float_products"][:k + 1]
+                                                                 for k in range(len(record["float_products"]))]
+    assert len(record["ranking"]) >= len(record["float_products"])
+    settings = load_artifact(out).manifest["graphs"]["int8"]["settings"]
+    assert set(record["float_nodes"]) <= set(settings["float_nodes"])
+    assert any(line.startswith("accuracy on dev.jsonl") for line in lines)
+    again = evaluate(out, data)  # evaluate re-checks the record: the same data, the same figures
+    assert again["export_record"]["same_data"] and again["export_record"]["equal"]
+    assert again["export_record"]["within_max_drop"]
+    assert again["results"]["int8"]["f1"] == pytest.approx(record["int8"], abs=1e-9)
+
+
+def test_accuracy_aware_int8_without_need_changes_nothing(spm_albert: Path, heads_root: Path, tmp_path: Path) -> None:
+    from albert_onnx.artifact import load_artifact
+    from albert_onnx.export import export_model
+
+    folder, art = head_artifact("mc", spm_albert, heads_root)
+    data = _data("mc", tmp_path)
+    out = export_model(str(folder), tmp_path / "aware", quantize="int8", eval_data=data, max_drop=100.0,
+                       log=lambda s: None)
+    manifest = load_artifact(out).manifest
+    record = manifest["graphs"]["int8"]["accuracy"]
+    assert record["float_products"] == [] and record["ranking"] == []
+    before = load_artifact(art).manifest["graphs"]["int8"]
+    assert manifest["graphs"]["int8"]["settings"]["float_nodes"] == before["settings"]["float_nodes"]
+    assert manifest["graphs"]["int8"]["validation"]["gate"] == "replaced by the accuracy on --eval-data"
+
+
+def test_accuracy_aware_int8_that_cannot_hold_fails_with_the_best_drop(tmp_path: Path) -> None:
+    from albert_onnx.export.accuracy import accuracy_aware_int8
+    from albert_onnx.export.source import ExportError
+
+    path = _jsonl(tmp_path / "dev.jsonl", [{"text": f"文{i}。", "label": "a"} for i in range(10)])
+    data = read_eval_data(path, LABEL)
+
+    class Fake:  # fp32 right everywhere; int8 wrong on 3 examples, whatever is kept in float
+        task, labels = "text-classification", ["a", "b"]
+
+        def __init__(self, precision: str) -> None:
+            self.precision = precision
+
+        def logits(self, inputs: list[Any], truncation: bool = False) -> list[np.ndarray]:
+            wrong = self.precision == "int8"
+            return [np.array([0.0, 1.0] if wrong and str(x).endswith(("1。", "2。", "3。")) else [1.0, 0.0])
+                    for x in inputs]
+
+    with pytest.raises(ExportError, match=r"int8 cannot hold a drop of 0\.5 points of accuracy on dev\.jsonl: "
+                                          r"the best reached was 30\.00 \(fp32 100\.00, int8 70\.00\)"):
+        accuracy_aware_int8(data, 0.5, [], ["Attention_0", "Attention_1"], lambda kept: None, Fake,
+                            lambda s: None)
+    with pytest.raises(ExportError, match="--eval-data measures int8 against fp32: it needs --quantize int8"):
+        from albert_onnx.export import export_model
+
+        export_model("unused", tmp_path / "x", eval_data=path)

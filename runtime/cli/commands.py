@@ -27,7 +27,8 @@ def export(args: argparse.Namespace) -> int:
         return 1
     export_model(args.source, args.output, quantize=args.quantize, fp16=args.fp16, task=args.task,
                  int8_min_agreement=args.int8_min_agreement, int8_weights=args.int8_weights, opset=args.opset,
-                 revision=args.revision, atol=args.atol, overwrite=args.force, web=args.web)
+                 revision=args.revision, atol=args.atol, overwrite=args.force, web=args.web,
+                 eval_data=args.eval_data, max_drop=args.max_drop)
     return 0
 
 

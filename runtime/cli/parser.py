@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = _verb(sub, "export", "export a Hugging Face ALBERT checkpoint to an artifact folder",
               "albert-onnx export ken11/albert-base-japanese-v1 -o albert-ja --quantize int8",
               "albert-onnx export ./my-finetune -o my-cls --quantize int8 --int8-min-agreement 0.95",
-              "albert-onnx export ./my-albert -o my-fe --task feature-extraction --fp16")
+              "albert-onnx export ./my-albert -o my-fe --task feature-extraction --fp16",
+              "albert-onnx export ./my-jcqa -o my-jcqa --quantize int8 --eval-data valid-v1.3.json --max-drop 0.5")
     e.add_argument("source", nargs="?", default=DEFAULT_SOURCE, metavar="SOURCE",
                    help=f"hub id or local model folder (default {DEFAULT_SOURCE})")
     e.add_argument("-o", "--output", required=True, metavar="OUT", help="artifact folder to create")
@@ -185,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--int8-weights", choices=["int8", "uint8"], default="int8",
                    help="weight form stored in the int8 file (default int8, what VNNI / AMX and ARM CPUs run as it "
                         "is). Either form serves every CPU with the same answers: the runtime converts it at load")
+    e.add_argument("--eval-data", metavar="FILE", default=None,
+                   help="accuracy-aware int8: validation data (as `albert-onnx evaluate` reads it) on which int8 "
+                        "may lose at most --max-drop points; the products that cost most stay in float until it "
+                        "does, or the export fails (replaces the sample-text gate)")
+    e.add_argument("--max-drop", type=float, default=0.5, metavar="D",
+                   help="with --eval-data: points (the metric x 100: F1, accuracy, Pearson) int8 may lose against "
+                        "fp32 (default 0.5)")
     e.add_argument("--fp16", action="store_true", help="also write a float16 graph (for CUDA)")
     e.add_argument("--web", action="store_true",
                    help="also write web/: standard graphs and tokenizer.json (with the [MASK] fix) for "

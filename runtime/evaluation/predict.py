@@ -29,17 +29,20 @@ class Prediction:
 
 def kind_of(predictor: Any) -> str:
     """The kind of evaluation an artifact's task takes."""
-    task = predictor.task
+    info = predictor.manifest["task"]
+    return kind_for(predictor.task, info.get("problem_type"), info.get("num_labels"))
+
+
+def kind_for(task: str, problem_type: str | None = None, num_labels: int | None = None) -> str:
+    """The kind of evaluation a task takes (a classifier with one output is a regression head)."""
     if task == "question-answering":
         return QA
     if task == "multiple-choice":
         return CHOICE
     if task == "text-classification":
-        info = predictor.manifest["task"]
-        regression = info.get("problem_type") == "regression" or info.get("num_labels") == 1
-        return SCORE if regression else LABEL
-    raise InputError(f"evaluate takes question-answering, multiple-choice and text-classification artifacts "
-                     f"(JSQuAD, JCommonsenseQA, JNLI, JSTS, MARC-ja); this one holds a {task!r} model")
+        return SCORE if problem_type == "regression" or num_labels == 1 else LABEL
+    raise InputError(f"evaluate takes question-answering, multiple-choice and text-classification models "
+                     f"(JSQuAD, JCommonsenseQA, JNLI, JSTS, MARC-ja); this one is a {task!r} model")
 
 
 def check_labels(predictor: Any, examples: Sequence[Example], where: Callable[[Example], str]) -> None:
