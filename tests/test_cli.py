@@ -191,6 +191,16 @@ WRONG = [
     (["batch", "{tmp}/corrupt", "{tmp}/in.txt", "-o", "{tmp}/o6"], 1, "the file is truncated or altered"),
     (["bench", "{fm}", "--lengths", "8,x"], 2, "--lengths must be comma-separated integers"),
     (["bench", "{fm}", "--max-slowdown", "0"], 2, "--max-slowdown must be a positive ratio"),
+    (["evaluate", "{cls}", "{tmp}/nope.jsonl"], 2, "nope.jsonl: data file not found"),
+    (["evaluate", "{cls}", "{tmp}/bad.jsonl"], 2, "bad.jsonl:1: field 'label' is missing"),
+    (["evaluate", "{fm}", "{tmp}/labels.jsonl"], 2, "evaluate takes question-answering, multiple-choice and "
+                                                    "text-classification models"),
+    (["evaluate", "{cls}", "{tmp}/labels.jsonl", "--limit", "0"], 2, "--limit must be a positive"),
+    (["evaluate", "{cls}", "{tmp}/labels.jsonl", "--precision", "fp16"], 2, "precision 'fp16': the artifact has "
+                                                                           "no such graph; it has ['fp32', 'int8']"),
+    (["evaluate", "{cls}", "{tmp}/labels.jsonl", "--fail-over", "-1"], 2, "--fail-over takes the points"),
+    (["evaluate", "{cls}", "{tmp}/labels.jsonl", "--fail-over", "1", "--precision", "int8"], 2,
+     "--fail-over compares with fp32"),
     (["serve", "{fm}", "--port", "http"], 2, "argument --port: invalid int value: 'http'"),
     (["serve", "{fm}", "--api-key-env", "ALBERT_ONNX_TEST_NO_SUCH_VAR"], 2,
      "the API key variable 'ALBERT_ONNX_TEST_NO_SUCH_VAR' is unset or empty"),
@@ -212,6 +222,7 @@ def wrong_inputs(tmp_path_factory: pytest.TempPathFactory, cls_art: Path) -> Pat
     (tmp / "elf.txt").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
     (tmp / "bad.parquet").write_bytes(b"not parquet at all")
     (tmp / "bad.jsonl").write_text('{"text": "x[MASK]"}\n{oops\n', encoding="utf-8")
+    (tmp / "labels.jsonl").write_text('{"text": "猫。", "label": "neg"}\n', encoding="utf-8")
     pq.write_table(pa.table({"x": [1]}), tmp / "ok.parquet")
     shutil.copytree(cls_art, tmp / "corrupt")
     graph = tmp / "corrupt" / "model.onnx"
@@ -287,7 +298,8 @@ def test_messages_in_cli_words() -> None:
 def test_help_describes_every_argument_with_examples() -> None:
     parser = build_parser()
     verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(verbs) == {"export", "fill-mask", "score", "predict", "batch", "bench", "serve", "completion"}
+    assert set(verbs) == {"export", "fill-mask", "score", "predict", "batch", "bench", "serve", "evaluate",
+                          "completion"}
     for name, verb in verbs.items():
         for action in verb._actions:
             assert action.help and action.help.strip(), (name, action.dest)

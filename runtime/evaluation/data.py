@@ -9,7 +9,6 @@ lines). The generic form, JSON lines or Parquet: ``text``, optional ``text_pair`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifact import sha256_file
 from ..errors import InputError
 
 # what each kind of example holds: the inputs the predictor takes, and the gold answer
@@ -48,14 +48,6 @@ class EvalData:
         return {"file": self.path.name, "format": self.format, "examples": len(self.examples), "sha256": self.sha256}
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_eval_data(path: str | Path, kind: str, limit: int | None = None) -> EvalData:
     """Read ``path`` as examples of ``kind`` (one of :data:`KINDS`): the first ``limit`` of them."""
     path = Path(path)
@@ -85,7 +77,7 @@ def read_eval_data(path: str | Path, kind: str, limit: int | None = None) -> Eva
         fmt = layout
     if not examples:
         raise InputError(f"{path}: no examples in the file")
-    return EvalData(path, fmt, kind, examples, sha256_of(path))
+    return EvalData(path, fmt, kind, examples, sha256_file(path))
 
 
 def _needs(kind: str) -> str:

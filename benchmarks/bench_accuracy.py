@@ -1,0 +1,144 @@
+"""Accuracy on JGLUE, fp32 against int8, and what accuracy-aware int8 keeps in float.
+
+For JCommonsenseQA (multiple choice, accuracy) and JSTS (regression, Pearson / Spearman): the
+shared mini ALBERT fine-tuned by finetune_jglue.py (cached), exported with plain int8 and with
+accuracy-aware int8 (`--eval-data` its held-out development set, `--max-drop 0.5`); both
+evaluated on JGLUE's test set with `albert_onnx.evaluate`. Then the cost of the products kept in
+float at the ALBERT-base shape (random weights, the same products by name): latency at 16 and
+128 tokens of the int8 graph without and with them in float, beside fp32.
+
+  python benchmarks/bench_accuracy.py          # ~30 minutes the first time (two fine-tunes)
+
+Needs ../shared (the mini model and JGLUE) and the export extra. Results:
+benchmarks/results/CLASS/accuracy.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, base_shape_model, cached_artifact, machine, md_table, prefix_of_length, timed, write_report  # noqa: E402
+from finetune_jglue import JGLUE, TASKS, cached_finetune  # noqa: E402
+
+MAX_DROP = 0.5
+TEST = {"jcqa": "jcommonsenseqa-v1.3/test-v1.3.json", "jsts": "jsts-v1.3/test-v1.3.json"}
+LENGTHS = (16, 128)
+CALLS = 40
+THREADS = 2
+
+
+def accuracy(task: str) -> dict[str, Any]:
+    from albert_onnx import evaluate
+
+    model = cached_finetune(task)
+    plain = cached_artifact(model, CACHE / f"acc-{task}-int8", quantize="int8", int8_min_agreement=0.0)
+    aware = cached_artifact(model, CACHE / f"acc-{task}-aware", quantize="int8", eval_data=str(model / "dev.json"),
+                            max_drop=MAX_DROP)
+    record = json.loads((aware / "manifest.json").read_text(encoding="utf-8"))["graphs"]["int8"]["accuracy"]
+    test = JGLUE / TEST[task]
+    out = {"task": task, "training": json.loads((model / "training.json").read_text(encoding="utf-8")),
+           "dev": {k: record[k] for k in ("data", "metric", "metrics", "drop", "max_drop", "float_products",
+                                          "float_nodes", "steps", "seconds")},
+           "ranking": record["ranking"],
+           "test_plain": evaluate(plain, test, threads=THREADS),
+           "test_aware": evaluate(aware, test, threads=THREADS)}
+    return out
+
+
+def base_cost(float_nodes_by_task: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Latency at the base shape: int8, int8 with each task's float products, fp32."""
+    from albert_onnx import pipeline
+    from albert_onnx.export.accuracy import product_name
+    from albert_onnx.export.exporter import DEFAULT_INT8, _finish, write_int8
+
+    folder = base_shape_model(CACHE)
+    art = cached_artifact(folder, CACHE / "acc-base-fe", quantize="int8", task="feature-extraction",
+                          int8_min_agreement=0.0)
+    manifest = json.loads((art / "manifest.json").read_text(encoding="utf-8"))
+    base_float = manifest["graphs"]["int8"]["settings"]["float_nodes"]
+    import onnx
+
+    nodes = [n.name for n in onnx.load(str(art / "model.onnx"), load_external_data=False).graph.node]
+    variants: dict[str, Path] = {"int8": art}
+    for task, kept in float_nodes_by_task.items():
+        if not kept:
+            continue
+        wanted = {product_name(n) for n in kept}
+        mapped = [n for n in nodes if product_name(n) in wanted]
+        copy = CACHE / f"acc-base-fe-{task}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(art, copy)
+        with tempfile.TemporaryDirectory() as work:
+            entry = write_int8(copy, Path(work), {**DEFAULT_INT8, "weight_type": "int8"}, base_float + mapped)
+        m = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+        m["graphs"]["int8"].update(entry)
+        _finish(copy, m)
+        variants[f"int8, {task}'s float products ({', '.join(sorted(wanted))})"] = copy
+    rows = []
+    pool = (Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus_ja.txt").read_text(encoding="utf-8")
+    pool = pool.replace("\n", "")
+    for name, path in [("fp32", art), *variants.items()]:
+        precision = "fp32" if name == "fp32" else "int8"
+        fe = pipeline(path, precision=precision, threads=THREADS)
+        row: dict[str, Any] = {"graph": name}
+        for n in LENGTHS:
+            text = prefix_of_length(fe.tokenizer, pool, n)
+            timed(fe, 5, text)
+            samples = sorted(timed(fe, CALLS, text))
+            row[f"{n} tokens median ms"] = round(1e3 * statistics.median(samples), 2)
+            row[f"{n} tokens p90 ms"] = round(1e3 * samples[int(0.9 * (len(samples) - 1))], 2)
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = list(rows[0]) if rows else []
+    return md_table(header, [[f"{r[h]:.2f}" if isinstance(r[h], float) else r[h] for h in header] for r in rows])
+
+
+def main() -> None:
+    if not JGLUE.is_dir():
+        sys.exit(f"needs {JGLUE} (../shared)")
+    results = {task: accuracy(task) for task in TASKS}
+    cost = base_cost({task: r["dev"]["float_nodes"] for task, r in results.items()})
+    info = machine(THREADS)
+    data = {"machine": info, "max_drop": MAX_DROP, "tasks": results, "base_shape_cost": cost}
+    lines = [f"# Accuracy on JGLUE: fp32, int8 and accuracy-aware int8 ({info['date']})", "",
+             f"{info['cpu']}, CPU class **{info['cpu_class']}**, {THREADS} threads. The shared "
+             "mini ALBERT (4 layers, hidden 256) fine-tuned on each training set less its last 1,000 examples "
+             "(the development set given to `--eval-data`); JGLUE v1.3's test sets (CC BY-SA 4.0). Points: "
+             "the metric x 100.", ""]
+    table = []
+    for task, r in results.items():
+        for label, report in (("plain int8", r["test_plain"]), (f"accuracy-aware int8 (--max-drop {MAX_DROP})",
+                                                                 r["test_aware"])):
+            for m in report["metrics"]:
+                table.append({"task": task, "graph": label, "metric": m,
+                              "fp32": round(report["results"]["fp32"][m], 2),
+                              "int8": round(report["results"]["int8"][m], 2),
+                              "drop": round(report["drop"]["int8"][m], 2),
+                              "disagreements": f"{report['disagreements']['count']} / {report['disagreements']['of']}",
+                              "int8 ms / example": report["results"]["int8"]["ms_per_example"]})
+    lines += ["## On the test sets", "", _table(table), "", "## What accuracy-aware int8 did (development set)", ""]
+    for task, r in results.items():
+        dev = r["dev"]
+        lines.append(f"- **{task}**: {dev['data']['examples']} development examples, {dev['metric']} fp32 "
+                     f"{dev['metrics']['fp32'][dev['metric']]:.2f}, plain int8 drop {dev['steps'][0]['drop']:.2f}; "
+                     f"kept in float: {', '.join(dev['float_products']) or 'nothing (already within the limit)'}, "
+                     f"drop then {dev['drop']:.2f} ({dev['seconds']} s of search)")
+    lines += ["", "## The float products' cost at the ALBERT-base shape", "",
+              "Feature extraction (the encoder), one text a call, median and p90 of "
+              f"{CALLS} calls after 5 warm-ups; the same products (by layer and role) kept in float.", "",
+              _table(cost)]
+    write_report("accuracy", data, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
