@@ -214,6 +214,7 @@ def _by_hand(head: str, art: Path, path: Path) -> dict[str, dict[str, float]]:
 
 def _data(head: str, tmp_path: Path) -> Path:
     rng = random.Random(3)
+    rows: list[dict[str, Any]]
     if head == "cls":
         rows = [{"text": t, "label": rng.choice(["neg", "neu", "pos"])} for t in TEXTS[:30]]
         rows += [{"text": a, "text_pair": b, "label": rng.randrange(3)} for a, b in zip(TEXTS[30:40], TEXTS[40:50])]
