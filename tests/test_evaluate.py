@@ -307,6 +307,8 @@ def test_cli_reports_and_the_gate(spm_albert: Path, heads_root: Path, tmp_path: 
 
     labels = pipeline(art).labels
     rare = min(range(len(labels)), key=lambda i: sum(g["label"] == labels[i] for g in gold))
+    run = _cli("evaluate", str(art), str(path), "--json", "-", "--quiet")  # stdout: the JSON report alone
+    assert run.returncode == 0 and json.loads(run.stdout)["results"]["fp32"]["accuracy"] == 100.0
     skewed = _skewed_int8(art, tmp_path / "skewed", rare)
     run = _cli("evaluate", str(skewed), str(path), "--fail-over", "0.5", "--json", str(tmp_path / "s.json"))
     assert run.returncode == 1

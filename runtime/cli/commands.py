@@ -248,13 +248,14 @@ def evaluate(args: argparse.Namespace) -> int:
         write_atomically(args.json_file, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if args.markdown:
         write_atomically(args.markdown, markdown(report))
-    print("\n".join(summary_lines(report)))
-    dis = report.get("disagreements")
-    for row in (dis or {}).get("examples", [])[:args.show]:
-        answers = " | ".join(f"{p}: {row[p]}" for p in report["results"])
-        print(f"    {row['where']}: {row['input']}  gold: {row['gold']}  {answers}")
-    if "gate" in report:
-        print(gate_line(report["gate"]))
+    if args.json_file != "-":  # stdout holds the JSON report alone
+        print("\n".join(summary_lines(report)))
+        dis = report.get("disagreements")
+        for row in (dis or {}).get("examples", [])[:args.show]:
+            answers = " | ".join(f"{p}: {row[p]}" for p in report["results"])
+            print(f"    {row['where']}: {row['input']}  gold: {row['gold']}  {answers}")
+        if "gate" in report:
+            print(gate_line(report["gate"]))
     if failed:
         print(f"albert-onnx: error: {gate_line(report['gate'])}", file=sys.stderr)
         return 1
