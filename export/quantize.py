@@ -25,6 +25,7 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool, reduce_range: bool
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    own = _own_float_weights(src, dst, exclude or [])
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs advice about static pre-processing
@@ -32,12 +33,53 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool, reduce_range: bool
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             weights = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[quantized_as or weight_type]
-            quantize_dynamic(str(src), str(dst), weight_type=weights,
+            quantize_dynamic(str(own or src), str(dst), weight_type=weights,
                              per_channel=per_channel, reduce_range=reduce_range,
                              op_types_to_quantize=op_types, nodes_to_exclude=exclude or [],
                              extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})
     finally:
         root.setLevel(level)
+        if own is not None:
+            own.unlink(missing_ok=True)
+
+
+WEIGHT_INPUT = {"MatMul": 1, "Attention": 1, "Gather": 0}
+
+
+def _own_float_weights(src: Path, dst: Path, exclude: list[str]) -> Path | None:
+    """ALBERT's layers share their weights: a node kept in float whose weight other nodes read
+    quantized would get it back through a DequantizeLinear every run (slower than float, and the
+    weight still rounded). Such nodes get their own float copy of the weight (one per weight);
+    the graph to quantize, or None when no node needs one."""
+    import onnx
+
+    if not exclude:
+        return None
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    kept = set(exclude)
+    uses: dict[str, list[tuple[Any, int]]] = {}
+    for n in g.node:
+        k = WEIGHT_INPUT.get(n.op_type)
+        if k is not None and len(n.input) > k and n.input[k] in inits:
+            uses.setdefault(n.input[k], []).append((n, k))
+    changed = False
+    for name, readers in uses.items():
+        floats = [(n, k) for n, k in readers if n.name in kept]
+        if floats and len(floats) < len(readers):
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[name])
+            copy.name = f"{name}_float"
+            g.initializer.append(copy)
+            for n, k in floats:
+                n.input[k] = copy.name
+            changed = True
+    if not changed:
+        return None
+    out = dst.with_name(dst.name + ".own-float.onnx")
+    onnx.save(model, str(out))
+    return out
 
 
 def store_weight_form(path: Path, form: str) -> int:
