@@ -411,3 +411,23 @@ def test_accuracy_aware_int8_that_cannot_hold_fails_with_the_best_drop(tmp_path:
         from albert_onnx.export import export_model
 
         export_model("unused", tmp_path / "x", eval_data=path)
+
+
+def test_a_product_kept_in_float_computes_in_float(spm_albert: Path, heads_root: Path, tmp_path: Path) -> None:
+    """ALBERT's layers share their weights: the node kept in float reads its own float copy, no
+    DequantizeLinear of the others' int8 weight (slower than float, and still rounded)."""
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install -e '.[export]'")
+    from albert_onnx.export.quantize import DEFAULT_INT8, quantize_int8
+
+    _, art = head_artifact("cls", spm_albert, heads_root)
+    settings = {k: v for k, v in DEFAULT_INT8.items() if k != "weight_type"}
+    quantize_int8(art / "model.onnx", tmp_path / "q.onnx", weight_type="int8", **settings,
+                  exclude=["Attention_1"])
+    g = onnx.load(str(tmp_path / "q.onnx")).graph
+    inits = {i.name: i for i in g.initializer}
+    kept = next(n for n in g.node if n.name == "Attention_1")
+    assert kept.op_type == "Attention" and inits[kept.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert not [n for n in g.node if n.op_type == "DequantizeLinear"]
+    assert sum(n.op_type == "QAttention" for n in g.node) == sum(n.op_type == "Attention" for n in
+                                                                 onnx.load(str(art / "model.onnx")).graph.node) - 1
+    assert not (tmp_path / "q.onnx.own-float.onnx").exists()
