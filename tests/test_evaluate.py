@@ -431,3 +431,24 @@ def test_a_product_kept_in_float_computes_in_float(spm_albert: Path, heads_root:
     assert sum(n.op_type == "QAttention" for n in g.node) == sum(n.op_type == "Attention" for n in
                                                                  onnx.load(str(art / "model.onnx")).graph.node) - 1
     assert not (tmp_path / "q.onnx.own-float.onnx").exists()
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    import io
+
+    from albert_onnx.cli.output import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    bar = ProgressBar()
+    bar.stream, bar.enabled = Terminal(), True
+    bar.update("fp32", 5, 10)
+    bar.update("fp32", 10, 10)
+    bar.close()
+    assert bar.stream.getvalue() == "\rfp32  [############            ] 5/10\rfp32  [########################] 10/10\n"
+    quiet = ProgressBar()  # pytest's stderr is no terminal
+    quiet.update("int8", 1, 2)
+    quiet.close()
+    assert not quiet.drawn
