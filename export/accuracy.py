@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,7 @@ class Control:
                                                                                           list[Prediction]]:
         """The int8 graph with ``kept_float`` in float: its metrics on the data (or the subset)."""
         self.rebuild(kept_float)
-        data = self.data if subset is None else EvalData(
-            self.data.path, self.data.format, self.data.kind, [self.data.examples[i] for i in subset],
-            self.data.sha256)
+        data = self.data if subset is None else replace(self.data, examples=[self.data.examples[i] for i in subset])
         preds, _ = run_precision(self.open("int8"), data)
         golds = self.golds if subset is None else [self.golds[i] for i in subset]
         return score(self.data.kind, [p.answer for p in preds], golds), preds
@@ -115,7 +114,8 @@ class Control:
         """The examples int8 answers differently, then those whose outputs moved most."""
         moved = [_distance(a, b) for a, b in zip(self.fp32, int8)]
         differ = [i for i, (a, b) in enumerate(zip(self.fp32, int8)) if a.answer != b.answer]
-        rest = [i for i in np.argsort(moved)[::-1].tolist() if i not in set(differ)]
+        seen = set(differ)
+        rest = [i for i in np.argsort(moved)[::-1].tolist() if i not in seen]
         return sorted((differ + rest)[:size])
 
     def rank(self, candidates: list[str], base: list[str], subset: list[int]) -> list[dict[str, Any]]:
@@ -140,9 +140,9 @@ def _distance(a: Prediction, b: Prediction) -> float:
 def accuracy_aware_int8(data: EvalData, max_drop: float, base: list[str], candidates: list[str],
                         rebuild: Callable[[list[str]], None], open_predictor: Callable[[str], Any],
                         log: Callable[[str], None]) -> dict[str, Any]:
-    """Keep products in float until int8 loses at most ``max_drop`` points; the manifest's
-    record of it (``kept_float``: the nodes in float at the end). Raises ExportError when even
-    every product in float does not reach the limit."""
+    """Keep products in float until int8 loses at most ``max_drop`` points (the int8 graph is
+    left rebuilt with ``base`` and them in float); the manifest's record of it. Raises
+    ExportError when even every product in float does not reach the limit."""
     started = time.perf_counter()
     control = Control(data, rebuild, open_predictor, log)
     metric = control.metric
@@ -178,11 +178,8 @@ def accuracy_aware_int8(data: EvalData, max_drop: float, base: list[str], candid
                               f"{best[2][metric]:.2f}) with in float: {names}; nothing was written (raise "
                               "--max-drop, or export without --quantize int8)")
     control.rebuild(base + kept)
-    return {
-        "kept_float": base + kept,
-        "record": {
-            "data": data.describe(), "metric": metric, "metrics": {"fp32": control.fp32_scores, "int8": int8_scores},
+    return {"data": data.describe(), "metric": metric, "metrics": {"fp32": control.fp32_scores, "int8": int8_scores},
             "fp32": control.fp32_scores[metric], "int8": int8_scores[metric], "drop": drop, "max_drop": max_drop,
             "float_products": [product_name(n) for n in kept], "float_nodes": kept,
             "ranking": [{k: r[k] for k in ("product", "node", "subset_metric", "distance")} for r in ranking],
-            "steps": steps, "seconds": round(time.perf_counter() - started, 1)}}
+            "steps": steps, "seconds": round(time.perf_counter() - started, 1)}

@@ -231,12 +231,12 @@ def _accuracy_aware(data: Any, max_drop: float, stage: Path, work: Path, manifes
 
     _finish(stage, manifest)  # the staged folder opens as an artifact from here on
     candidates = products(stage / FP32_FILE, [op for op in settings["op_types"] if op in PRODUCT_OPS], base)
-    result = accuracy_aware_int8(data, max_drop, base, candidates, rebuild,
+    record = accuracy_aware_int8(data, max_drop, base, candidates, rebuild,
                                  lambda precision: pipeline(stage, precision=precision, verify=False), log)
-    entry["accuracy"] = result["record"]
-    if result["record"]["float_products"]:
-        log(f"int8 holds a drop of {result['record']['drop']:.2f} <= {max_drop:g} with in float: "
-            + ", ".join(result["record"]["float_products"]))
+    entry["accuracy"] = record
+    if record["float_products"]:
+        log(f"int8 holds a drop of {record['drop']:.2f} <= {max_drop:g} with in float: "
+            + ", ".join(record["float_products"]))
 
 
 def write_int8(stage: Path, work: Path, int8_settings: dict[str, Any], kept_float: list[str]) -> dict[str, Any]:

@@ -181,8 +181,13 @@ def _layout(row: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- fields
+def location(path: Path, where: str) -> str:
+    """An example's place in an error: ``FILE:LINE`` for a line, ``FILE (row 3)`` otherwise."""
+    return f"{path}:{where.split()[-1]}" if where.startswith("line") else f"{path} ({where})"
+
+
 def _example(path: Path, where: str, row: Mapping[str, Any], kind: str, fmt: str) -> Example:
-    at = f"{path}:{where.split()[-1]}" if where.startswith("line") else f"{path} {where}"
+    at = location(path, where)
     if kind == QA:
         if fmt != "jsonl":
             raise InputError(f"{path}: {_FORMAT_NAMES[fmt]} data, but the artifact answers questions: it needs "

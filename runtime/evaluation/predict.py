@@ -82,7 +82,7 @@ def predict(predictor: Any, kind: str, examples: Sequence[Example]) -> list[Pred
 
 def _answer(predictor: Any, ex: Example) -> Prediction:
     question, context = ex.inputs
-    max_seq_len = min(predictor.tokenizer.model_max_length or 384, 384, predictor.max_length)
+    max_seq_len = predictor.default_max_seq_len
     # a window holds [CLS] question [SEP] part [SEP]: the stride must leave the context room
     room = max_seq_len - len(predictor.tokenizer.encode(question, add_special_tokens=False)) - 3
     if room < 2:

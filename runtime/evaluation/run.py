@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import metrics
-from .data import CHOICE, LABEL, QA, SCORE, EvalData, Example, read_eval_data
+from .data import CHOICE, LABEL, QA, SCORE, EvalData, Example, location, read_eval_data
 from .predict import CHUNK, Prediction, check_labels, gold_answer, kind_of, predict
 
 PRIMARY = {QA: "f1", CHOICE: "accuracy", LABEL: "accuracy", SCORE: "pearson"}
@@ -52,7 +52,7 @@ def run_precision(predictor: Any, data: EvalData, progress: ProgressFn | None = 
 
 
 def where(data: EvalData, ex: Example) -> str:
-    return f"{data.path}:{ex.where.split()[-1]}" if ex.where.startswith("line") else f"{data.path} ({ex.where})"
+    return location(data.path, ex.where)
 
 
 def evaluate(artifact: str | Path, data: str | Path, precisions: Sequence[str] | None = None, *,

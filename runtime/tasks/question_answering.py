@@ -105,7 +105,7 @@ class QuestionAnswerer(Predictor):
         max_answer_len = check_positive("max_answer_len", max_answer_len)
         check_positive("max_question_len", max_question_len)
         if max_seq_len is None:
-            max_seq_len = min(self.tokenizer.model_max_length or MAX_SEQ_LEN, MAX_SEQ_LEN, self.max_length)
+            max_seq_len = self.default_max_seq_len
         max_seq_len = check_positive("max_seq_len", max_seq_len)
         if max_seq_len > self.max_length:
             raise InputError(f"max_seq_len={max_seq_len} is over the model's limit of {self.max_length} tokens")
@@ -118,6 +118,11 @@ class QuestionAnswerer(Predictor):
                                  max_answer_len, handle_impossible_answer, align_to_words)
                    for n, ex in enumerate(examples)]
         return results[0] if len(results) == 1 else results
+
+    @property
+    def default_max_seq_len(self) -> int:
+        """Tokens per window when ``max_seq_len`` is not given, as the pipeline picks it."""
+        return min(self.tokenizer.model_max_length or MAX_SEQ_LEN, MAX_SEQ_LEN, self.max_length)
 
     def windows(self, example: int, question: str, context: str, max_seq_len: int, doc_stride: int) -> list[Window]:
         """``[CLS] question [SEP] context part [SEP]`` windows of at most ``max_seq_len`` tokens,
